@@ -4,8 +4,9 @@ Field numbers and types of the seed's messages must never change; additions are 
 """
 
 import pytest
-from auth.v1 import auth_pb2, auth_pb2_grpc
 from google.protobuf.descriptor import FieldDescriptor as F
+
+from auth.v1 import auth_pb2, auth_pb2_grpc
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -13,23 +14,43 @@ TS = "google.protobuf.Timestamp"
 
 SEED_FIELDS = [
     (user_pb2.CreateUserRequest, {"email": (1, F.TYPE_STRING), "password": (2, F.TYPE_STRING)}),
-    (user_pb2.CreateUserResponse, {"user_id": (1, F.TYPE_STRING), "email": (2, F.TYPE_STRING), "created_at": (3, TS)}),
+    (
+        user_pb2.CreateUserResponse,
+        {"user_id": (1, F.TYPE_STRING), "email": (2, F.TYPE_STRING), "created_at": (3, TS)},
+    ),
     (user_pb2.GetUserRequest, {"user_id": (1, F.TYPE_STRING)}),
     (
         user_pb2.GetUserResponse,
-        {"user_id": (1, F.TYPE_STRING), "email": (2, F.TYPE_STRING), "created_at": (3, TS), "updated_at": (4, TS)},
+        {
+            "user_id": (1, F.TYPE_STRING),
+            "email": (2, F.TYPE_STRING),
+            "created_at": (3, TS),
+            "updated_at": (4, TS),
+        },
     ),
-    (user_pb2.UpdateUserRequest, {"user_id": (1, F.TYPE_STRING), "email": (2, F.TYPE_STRING), "password": (3, F.TYPE_STRING)}),
+    (
+        user_pb2.UpdateUserRequest,
+        {
+            "user_id": (1, F.TYPE_STRING),
+            "email": (2, F.TYPE_STRING),
+            "password": (3, F.TYPE_STRING),
+        },
+    ),
     (user_pb2.DeleteUserRequest, {"user_id": (1, F.TYPE_STRING)}),
     (user_pb2.DeleteUserResponse, {"success": (1, F.TYPE_BOOL)}),
-    (payment_pb2.CreatePaymentRequest, {"user_id": (1, F.TYPE_STRING), "amount": (2, F.TYPE_INT64)}),
+    (
+        payment_pb2.CreatePaymentRequest,
+        {"user_id": (1, F.TYPE_STRING), "amount": (2, F.TYPE_INT64)},
+    ),
     (payment_pb2.CreatePaymentResponse, {"payment_id": (1, F.TYPE_STRING)}),
     (auth_pb2.LoginRequest, {"email": (1, F.TYPE_STRING), "password": (2, F.TYPE_STRING)}),
     (auth_pb2.LoginResponse, {"token": (1, F.TYPE_STRING)}),
 ]
 
 
-@pytest.mark.parametrize(("message", "fields"), SEED_FIELDS, ids=lambda v: getattr(v, "__name__", ""))
+@pytest.mark.parametrize(
+    ("message", "fields"), SEED_FIELDS, ids=lambda v: getattr(v, "__name__", "")
+)
 def test_seed_fields_keep_their_numbers_and_types(message, fields):
     by_name = message.DESCRIPTOR.fields_by_name
     for name, (number, kind) in fields.items():
@@ -51,7 +72,11 @@ def test_update_user_fields_track_presence():
 @pytest.mark.parametrize(
     ("stub", "service", "methods"),
     [
-        (user_pb2_grpc.UserServiceStub, "user.v1.UserService", {"CreateUser", "GetUser", "UpdateUser", "DeleteUser"}),
+        (
+            user_pb2_grpc.UserServiceStub,
+            "user.v1.UserService",
+            {"CreateUser", "GetUser", "UpdateUser", "DeleteUser"},
+        ),
         (payment_pb2_grpc.PaymentServiceStub, "payment.v1.PaymentService", {"CreatePayment"}),
         (auth_pb2_grpc.AuthServiceStub, "auth.v1.AuthService", {"Login"}),
     ],
