@@ -1,0 +1,1 @@
+"""Shared runtime pieces for the gRPC services: config, logs, db, migrations, server."""

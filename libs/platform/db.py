@@ -1,0 +1,79 @@
+"""asyncpg pool creation with bounded retries, and the set of errors meaning "DB is down"."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import asyncpg
+
+from libs.platform.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+# Errors that mean the database (or the path to it) is unavailable, as opposed to a bug or a
+# bad query. Handlers let these propagate; the error interceptor answers UNAVAILABLE.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash, cannot connect now
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.ConnectionFailureError,
+)
+
+
+class DatabaseUnavailable(Unavailable):
+    pass
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    attempts: int = 6,
+    base_delay: float = 0.25,
+    max_delay: float = 5.0,
+    connect_timeout: float = 5.0,
+    min_size: int = 1,
+    max_size: int = 10,
+) -> asyncpg.Pool:
+    """Open a pool, retrying connection failures with exponential backoff and full jitter.
+
+    Configuration errors (bad password, unknown database) are not retried: waiting will
+    not fix them, and failing fast gives the operator the real message.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout,
+                command_timeout=30,
+            )
+        except CONNECTION_ERRORS as exc:
+            if attempt == attempts:
+                log.error(
+                    "database connection failed, giving up",
+                    extra={"attempt": attempt, "attempts": attempts, "error": repr(exc)},
+                )
+                raise DatabaseUnavailable(
+                    f"could not connect to the database after {attempts} attempts: {exc}"
+                ) from exc
+            delay = random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))  # noqa: S311 - jitter, not crypto
+            log.warning(
+                "database connection failed, retrying",
+                extra={
+                    "attempt": attempt,
+                    "attempts": attempts,
+                    "retry_in_s": round(delay, 3),
+                    "error": repr(exc),
+                },
+            )
+            await asyncio.sleep(delay)
+        else:
+            log.info("database pool ready", extra={"attempt": attempt})
+            return pool
+    raise AssertionError("unreachable")

@@ -1,0 +1,110 @@
+"""Server interceptor: request ids, one log line per call, and exception -> status mapping."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from libs.platform.db import CONNECTION_ERRORS
+from libs.platform.errors import InvalidArgument, ServiceError
+from libs.platform.logs import request_id_var
+
+log = logging.getLogger("rpc")
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    if isinstance(exc, ServiceError):
+        code = exc.code
+        message = exc.message
+    elif isinstance(exc, CONNECTION_ERRORS):
+        code = grpc.StatusCode.UNAVAILABLE
+        message = "a backing service is temporarily unavailable; retry later"
+    else:
+        code = grpc.StatusCode.INTERNAL
+        message = "internal error"
+    status = status_pb2.Status(code=code.value[0], message=message)
+    if isinstance(exc, InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in exc.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    return code, status
+
+
+def _request_id(details: grpc.HandlerCallDetails) -> str:
+    for key, value in details.invocation_metadata or ():
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return uuid.uuid4().hex
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            # Health watch and reflection are streaming; they need no mapping.
+            return handler
+        method = handler_call_details.method
+        inner = handler.unary_unary
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            rid = _request_id(handler_call_details)
+            token = request_id_var.set(rid)
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:
+                code, status = _status_for(exc)
+                if code == grpc.StatusCode.INTERNAL:
+                    log.exception("unhandled error in %s", method)
+                elif code == grpc.StatusCode.UNAVAILABLE and not isinstance(exc, ServiceError):
+                    log.warning("dependency unavailable in %s: %r", method, exc)
+                await context.abort_with_status(rpc_status.to_status(status))
+                raise AssertionError("abort_with_status returns only by raising") from None
+            finally:
+                code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                log.info(
+                    "rpc",
+                    extra={
+                        "method": method,
+                        "code": code_name,
+                        "request_id": rid,
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                    },
+                )
+                request_id_var.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+__all__ = ["REQUEST_ID_HEADER", "ObservabilityInterceptor"]

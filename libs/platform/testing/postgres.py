@@ -1,0 +1,210 @@
+"""A throwaway PostgreSQL cluster for tests and local runs, plus per-test databases.
+
+If MICRO_TEST_DATABASE_URL is set, that server is used instead of starting a cluster;
+throwaway databases are still created on it and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+PG_USER = "postgres"
+
+
+class PostgresError(RuntimeError):
+    pass
+
+
+def find_bindir() -> Path:
+    """MICRO_PG_BINDIR, else `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin."""
+    env = os.environ.get("MICRO_PG_BINDIR")
+    candidates: list[Path] = []
+    if env:
+        candidates.append(Path(env))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run(  # noqa: S603 - fixed argv
+                [pg_config, "--bindir"], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            candidates.append(Path(out))
+        except (OSError, subprocess.CalledProcessError):
+            pass
+
+    def version_key(p: str) -> tuple[int, ...]:
+        ver = Path(p).parent.name
+        return tuple(int(x) for x in ver.split(".") if x.isdigit())
+
+    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version_key, reverse=True):
+        candidates.append(Path(found))
+    for cand in candidates:
+        if (cand / "initdb").exists() and (cand / "pg_ctl").exists():
+            return cand
+    raise PostgresError(
+        "PostgreSQL binaries (initdb, pg_ctl) not found; set MICRO_PG_BINDIR or install "
+        f"postgresql (looked in: {', '.join(map(str, candidates)) or 'nothing'})"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_database(dsn: str, dbname: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+class PostgresCluster:
+    """initdb + pg_ctl in a temp dir; use as a context manager or call start()/stop()."""
+
+    def __init__(self, bindir: Path | None = None) -> None:
+        self.bindir = bindir or find_bindir()
+        self.tmpdir: Path | None = None
+        self.port = 0
+        self._run_as: dict[str, Any] = {}
+
+    @property
+    def datadir(self) -> Path:
+        assert self.tmpdir is not None
+        return self.tmpdir / "data"
+
+    @property
+    def admin_dsn(self) -> str:
+        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str, timeout: float = 60) -> None:
+        proc = subprocess.run(  # noqa: S603 - argv built from our own paths
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.tmpdir,
+            check=False,
+            **self._run_as,
+        )
+        if proc.returncode != 0:
+            log = self.tmpdir / "postgres.log" if self.tmpdir else None
+            tail = log.read_text()[-2000:] if log and log.exists() else ""
+            raise PostgresError(
+                f"{Path(argv[0]).name} failed ({proc.returncode}):\n{proc.stdout}\n"
+                f"{proc.stderr}\n{tail}"
+            )
+
+    def start(self) -> Self:
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="micro-pg-"))
+        try:
+            if os.geteuid() == 0:
+                # initdb refuses to run as root; hand the directory to the postgres user.
+                pw = pwd.getpwnam(PG_USER)
+                os.chown(self.tmpdir, pw.pw_uid, pw.pw_gid)
+                self._run_as = {
+                    "user": pw.pw_uid,
+                    "group": pw.pw_gid,
+                    "extra_groups": [],
+                    "env": {**os.environ, "HOME": str(self.tmpdir), "USER": PG_USER},
+                }
+            self._run(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                PG_USER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
+            last: Exception | None = None
+            for _ in range(3):  # the free port can be taken between probe and bind
+                self.port = _free_port()
+                opts = (
+                    f"-c listen_addresses=127.0.0.1 -p {self.port} "
+                    f"-c unix_socket_directories={self.datadir} "
+                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                    "-c max_connections=300"
+                )
+                try:
+                    self._run(
+                        str(self.bindir / "pg_ctl"),
+                        "-D",
+                        str(self.datadir),
+                        "-l",
+                        str(self.tmpdir / "postgres.log"),
+                        "-o",
+                        opts,
+                        "-w",
+                        "-t",
+                        "60",
+                        "start",
+                        timeout=90,
+                    )
+                    return self
+                except PostgresError as exc:
+                    last = exc
+            raise PostgresError(f"could not start PostgreSQL: {last}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.tmpdir is None:
+            return
+        try:
+            if (self.datadir / "postmaster.pid").exists():
+                self._run(
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                )
+        except (PostgresError, OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def create_database(admin_dsn: str, name: str | None = None) -> str:
+    """Create a database and return its DSN."""
+    name = name or f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(admin_dsn, name)
+
+
+async def drop_database(admin_dsn: str, dsn: str) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from libs.platform import config as c
+from libs.platform.config import ConfigError, load_settings
+
+
+@dataclass(frozen=True)
+class Demo:
+    database_url: str = c.database_url()
+    grpc_port: int = c.grpc_port(50051)
+    log_level: str = c.log_level()
+    usersvc_addr: str = c.address("localhost:50051")
+    timeout: float = c.setting(2.0, min=0.1)
+    optional: int | None = c.setting(None, min=1)
+    debug: bool = c.setting(False)
+
+
+def test_defaults_and_conversion() -> None:
+    s = load_settings(
+        Demo,
+        {
+            "DATABASE_URL": "postgresql://x/y",
+            "GRPC_PORT": "0",
+            "LOG_LEVEL": "debug",
+            "OPTIONAL": "3",
+            "DEBUG": "true",
+        },
+    )
+    assert s == Demo("postgresql://x/y", 0, "DEBUG", "localhost:50051", 2.0, 3, True)
+
+
+def test_all_problems_reported_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            Demo,
+            {
+                "GRPC_PORT": "http",
+                "LOG_LEVEL": "LOUD",
+                "USERSVC_ADDR": "nohost",
+                "TIMEOUT": "0",
+                "DEBUG": "maybe",
+            },
+        )
+    msg = str(info.value)
+    assert "DATABASE_URL is required" in msg
+    assert "GRPC_PORT: expected an integer, got 'http'" in msg
+    assert "LOG_LEVEL: must be one of" in msg
+    assert "USERSVC_ADDR: must be host:port" in msg
+    assert "TIMEOUT: must be >= 0.1" in msg
+    assert "DEBUG: expected a boolean" in msg
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: must be a postgresql:// URL"),
+        ({"DATABASE_URL": "postgresql://x", "GRPC_PORT": "70000"}, "GRPC_PORT: must be <= 65535"),
+        ({"DATABASE_URL": "postgresql://x", "GRPC_PORT": "-1"}, "GRPC_PORT: must be >= 0"),
+        ({"DATABASE_URL": "  "}, "DATABASE_URL is required"),
+    ],
+)
+def test_single_problem(env, fragment) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(Demo, env)

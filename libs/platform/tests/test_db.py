@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import pytest
+
+from libs.platform.db import DatabaseUnavailable, create_pool
+
+
+def dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_retry_gives_up_cleanly(caplog) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{dead_port()}/nope"
+    start = time.monotonic()
+    with caplog.at_level(logging.INFO), pytest.raises(DatabaseUnavailable) as info:
+        await create_pool(dsn, attempts=3, base_delay=0.01, max_delay=0.05, connect_timeout=1)
+    assert time.monotonic() - start < 5
+    assert "after 3 attempts" in str(info.value)
+    retries = [
+        r for r in caplog.records if r.getMessage() == "database connection failed, retrying"
+    ]
+    assert [r.attempt for r in retries] == [1, 2]
+    assert any(r.getMessage().endswith("giving up") for r in caplog.records)
+
+
+async def test_connects(database_url: str) -> None:
+    pool = await create_pool(database_url, attempts=2)
+    try:
+        assert await pool.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+
+from auth.v1 import auth_pb2_grpc
+from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
+    database_url,
+    enable_asyncio_auto_mode,
+    new_database,
+    pg_admin_dsn,
+)
+from services.authsvc import app
+from services.authsvc.config import Settings
+from user.v1 import user_pb2, user_pb2_grpc
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    enable_asyncio_auto_mode(config)
+
+
+@dataclass
+class FakeUsers(user_pb2_grpc.UserServiceServicer):
+    """Stands in for usersvc: email -> (user_id, password)."""
+
+    accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def add(self, email: str, password: str) -> str:
+        user_id = str(uuid.uuid4())
+        self.accounts[email] = (user_id, password)
+        return user_id
+
+    async def VerifyCredentials(self, request, context):
+        found = self.accounts.get(request.email)
+        if found is None or found[1] != request.password:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid email or password")
+        return user_pb2.VerifyCredentialsResponse(user_id=found[0], email=request.email)
+
+
+@pytest.fixture
+async def fake_users() -> AsyncIterator[tuple[FakeUsers, int]]:
+    servicer = FakeUsers()
+    server = grpc.aio.server()
+    user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield servicer, port
+    await server.stop(0)
+
+
+@pytest.fixture
+def users(fake_users: tuple[FakeUsers, int]) -> FakeUsers:
+    return fake_users[0]
+
+
+def make_settings(database_url: str, users_port: int, **kw: object) -> Settings:
+    return Settings(
+        database_url=database_url,
+        grpc_port=0,
+        grpc_host="127.0.0.1",
+        usersvc_addr=f"127.0.0.1:{users_port}",
+        usersvc_timeout_seconds=0.5,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def authsvc(database_url: str, fake_users) -> AsyncIterator[app.AuthApp]:
+    running = await app.start(make_settings(database_url, fake_users[1]))
+    yield running
+    await running.stop(0)
+
+
+@pytest.fixture
+async def stub(authsvc: app.AuthApp) -> AsyncIterator[auth_pb2_grpc.AuthServiceStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{authsvc.port}") as channel:
+        yield auth_pb2_grpc.AuthServiceStub(channel)

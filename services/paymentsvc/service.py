@@ -1,0 +1,154 @@
+"""payment.v1.PaymentService: validation, user check via usersvc, idempotency, mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import grpc
+
+from libs.platform import clients
+from libs.platform import validation as v
+from libs.platform.errors import AlreadyExists, InvalidArgument, NotFound, Violations
+from libs.platform.protoutil import timestamp
+from payment.v1 import payment_pb2, payment_pb2_grpc
+from services.paymentsvc.currencies import ACTIVE_CURRENCIES
+from services.paymentsvc.store import NewPayment, PaymentRow, PaymentStore
+from user.v1 import user_pb2, user_pb2_grpc
+
+MAX_AMOUNT = 1_000_000_000_000
+MAX_IDEMPOTENCY_KEY = 128
+MAX_DESCRIPTION = 500
+STATUS_COMPLETED = "COMPLETED"
+
+_STATUS_TO_PB = {
+    "PENDING": payment_pb2.PAYMENT_STATUS_PENDING,
+    "COMPLETED": payment_pb2.PAYMENT_STATUS_COMPLETED,
+    "FAILED": payment_pb2.PAYMENT_STATUS_FAILED,
+}
+
+
+def _payment_pb(row: PaymentRow) -> payment_pb2.Payment:
+    return payment_pb2.Payment(
+        payment_id=row.id,
+        user_id=row.user_id,
+        amount=row.amount,
+        currency=row.currency,
+        status=_STATUS_TO_PB.get(row.status, payment_pb2.PAYMENT_STATUS_UNSPECIFIED),
+        description=row.description,
+        created_at=timestamp(row.created_at),
+        idempotency_key=row.idempotency_key or "",
+    )
+
+
+def request_hash(amount: int, currency: str, description: str) -> str:
+    """Fingerprint of what a retry must repeat exactly (user and key are the lookup key)."""
+    canonical = json.dumps([amount, currency, description], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
+    def __init__(
+        self,
+        store: PaymentStore,
+        users: user_pb2_grpc.UserServiceStub,
+        *,
+        default_currency: str,
+        users_timeout: float,
+    ) -> None:
+        self._store = store
+        self._users = users
+        self._default_currency = default_currency
+        self._users_timeout = users_timeout
+
+    def _validate_create(self, req: payment_pb2.CreatePaymentRequest) -> NewPayment:
+        bad = Violations()
+        user_id = ""
+        try:
+            user_id = v.uuid_str(req.user_id, "user_id")
+        except InvalidArgument as exc:
+            bad.items += exc.violations
+        if req.amount <= 0:
+            bad.add("amount", "must be a positive number of minor units (e.g. cents)")
+        elif req.amount > MAX_AMOUNT:
+            bad.add("amount", f"must be at most {MAX_AMOUNT} minor units")
+        currency = req.currency.strip().upper() or self._default_currency
+        if currency not in ACTIVE_CURRENCIES:
+            bad.add("currency", f"{req.currency[:16]!r} is not an active ISO 4217 currency code")
+        if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            bad.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
+        if len(req.description) > MAX_DESCRIPTION:
+            bad.add("description", f"must be at most {MAX_DESCRIPTION} characters")
+        bad.raise_if_any()
+        key = req.idempotency_key or None
+        return NewPayment(
+            user_id=user_id,
+            amount=req.amount,
+            currency=currency,
+            status=STATUS_COMPLETED,
+            description=req.description,
+            idempotency_key=key,
+            request_hash=request_hash(req.amount, currency, req.description) if key else None,
+        )
+
+    async def _require_user(self, user_id: str) -> None:
+        try:
+            await clients.call(
+                self._users.GetUser,
+                user_pb2.GetUserRequest(user_id=user_id),
+                dependency="usersvc",
+                deadline=self._users_timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"user {user_id} does not exist") from None
+            raise
+
+    async def CreatePayment(  # noqa: N802 - gRPC method names
+        self, request: payment_pb2.CreatePaymentRequest, context: grpc.aio.ServicerContext
+    ) -> payment_pb2.CreatePaymentResponse:
+        new = self._validate_create(request)
+        await self._require_user(new.user_id)
+        row, created = await self._store.create(new)
+        if not created and row.request_hash != new.request_hash:
+            raise AlreadyExists(
+                f"idempotency_key {new.idempotency_key!r} was already used for a different "
+                f"payment ({row.id}); use a new key for a new payment"
+            )
+        return payment_pb2.CreatePaymentResponse(
+            payment_id=row.id,
+            status=_STATUS_TO_PB[row.status],
+            amount=row.amount,
+            currency=row.currency,
+            created_at=timestamp(row.created_at),
+        )
+
+    async def GetPayment(  # noqa: N802
+        self, request: payment_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> payment_pb2.GetPaymentResponse:
+        payment_id = v.uuid_str(request.payment_id, "payment_id")
+        row = await self._store.get(payment_id)
+        if row is None:
+            raise NotFound(f"payment {payment_id} does not exist")
+        return payment_pb2.GetPaymentResponse(payment=_payment_pb(row))
+
+    async def ListPayments(  # noqa: N802
+        self, request: payment_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
+    ) -> payment_pb2.ListPaymentsResponse:
+        user_id = v.uuid_str(request.user_id, "user_id")
+        size = v.page_size(request.page_size)
+        before = None
+        if request.page_token:
+            # The token is bound to the user filter: paging with it under another user
+            # would silently skip or repeat rows.
+            cursor = v.decode_page_token(request.page_token, scope=user_id)
+            before = (cursor.created_at, cursor.id)
+        rows = await self._store.list_for_user(user_id, size + 1, before)
+        next_token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            last = rows[-1]
+            next_token = v.encode_page_token(v.PageCursor(last.created_at, last.id, user_id))
+        return payment_pb2.ListPaymentsResponse(
+            payments=[_payment_pb(r) for r in rows], next_page_token=next_token
+        )

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+
+from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
+    database_url,
+    enable_asyncio_auto_mode,
+    new_database,
+    pg_admin_dsn,
+)
+from payment.v1 import payment_pb2_grpc
+from services.paymentsvc import app
+from services.paymentsvc.config import Settings
+from user.v1 import user_pb2, user_pb2_grpc
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    enable_asyncio_auto_mode(config)
+
+
+@dataclass
+class FakeUsers(user_pb2_grpc.UserServiceServicer):
+    """Stands in for usersvc so these tests control which users exist and its latency."""
+
+    known: set[str] = field(default_factory=set)
+    delay: float = 0.0
+    calls: int = 0
+
+    def add(self) -> str:
+        user_id = str(uuid.uuid4())
+        self.known.add(user_id)
+        return user_id
+
+    async def GetUser(self, request, context):
+        self.calls += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if request.user_id not in self.known:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such user")
+        return user_pb2.GetUserResponse(user_id=request.user_id, email="x@example.com")
+
+
+@pytest.fixture
+async def fake_users() -> AsyncIterator[tuple[FakeUsers, int]]:
+    servicer = FakeUsers()
+    server = grpc.aio.server()
+    user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield servicer, port
+    await server.stop(0)
+
+
+@pytest.fixture
+def users(fake_users: tuple[FakeUsers, int]) -> FakeUsers:
+    return fake_users[0]
+
+
+@pytest.fixture
+async def paymentsvc(database_url: str, fake_users) -> AsyncIterator[app.PaymentApp]:
+    settings = Settings(
+        database_url=database_url,
+        grpc_port=0,
+        grpc_host="127.0.0.1",
+        usersvc_addr=f"127.0.0.1:{fake_users[1]}",
+        usersvc_timeout_seconds=0.5,
+    )
+    running = await app.start(settings)
+    yield running
+    await running.stop(0)
+
+
+@pytest.fixture
+async def stub(paymentsvc: app.PaymentApp) -> AsyncIterator[payment_pb2_grpc.PaymentServiceStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{paymentsvc.port}") as channel:
+        yield payment_pb2_grpc.PaymentServiceStub(channel)

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+import pytest
+
+from libs.platform.testing.grpc_errors import field_violations
+from payment.v1 import payment_pb2
+
+
+async def expect_error(coro, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await coro
+    assert info.value.code() == code, info.value.details()
+    return info.value
+
+
+def req(user_id: str, **kw) -> payment_pb2.CreatePaymentRequest:
+    kw.setdefault("amount", 1999)
+    return payment_pb2.CreatePaymentRequest(user_id=user_id, **kw)
+
+
+async def row_count(paymentsvc) -> int:
+    return await paymentsvc.pool.fetchval("SELECT count(*) FROM payments")
+
+
+async def test_create_and_get_payment(stub, users) -> None:
+    uid = users.add()
+    created = await stub.CreatePayment(req(uid, currency="eur", description="coffee"))
+    assert created.status == payment_pb2.PAYMENT_STATUS_COMPLETED
+    assert (created.amount, created.currency) == (1999, "EUR")
+    got = await stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id=created.payment_id))
+    p = got.payment
+    assert (p.payment_id, p.user_id, p.amount, p.currency) == (created.payment_id, uid, 1999, "EUR")
+    assert p.description == "coffee"
+    assert p.status == payment_pb2.PAYMENT_STATUS_COMPLETED
+    assert p.created_at == created.created_at
+
+
+async def test_default_currency(stub, users) -> None:
+    created = await stub.CreatePayment(req(users.add()))
+    assert created.currency == "USD"
+
+
+async def test_unknown_user_is_not_found(stub, paymentsvc) -> None:
+    uid = str(uuid.uuid4())
+    err = await expect_error(stub.CreatePayment(req(uid)), grpc.StatusCode.NOT_FOUND)
+    assert err.details() == f"user {uid} does not exist"
+    assert await row_count(paymentsvc) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"amount": 0}, "amount"),
+        ({"amount": -5}, "amount"),
+        ({"amount": 1_000_000_000_001}, "amount"),
+        ({"currency": "ABC"}, "currency"),
+        ({"currency": "US"}, "currency"),
+        ({"idempotency_key": "k" * 129}, "idempotency_key"),
+        ({"description": "d" * 501}, "description"),
+    ],
+)
+async def test_create_payment_invalid(stub, users, paymentsvc, kwargs, field) -> None:
+    err = await expect_error(
+        stub.CreatePayment(req(users.add(), **kwargs)), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert field in field_violations(err)
+    assert await row_count(paymentsvc) == 0
+
+
+async def test_malformed_user_id_does_not_call_usersvc(stub, users) -> None:
+    err = await expect_error(stub.CreatePayment(req("42")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "user_id" in field_violations(err)
+    assert users.calls == 0
+
+
+async def test_max_amount_accepted(stub, users) -> None:
+    created = await stub.CreatePayment(req(users.add(), amount=1_000_000_000_000))
+    assert created.amount == 1_000_000_000_000
+
+
+async def test_idempotent_retry_returns_first_payment(stub, users, paymentsvc) -> None:
+    uid = users.add()
+    first = await stub.CreatePayment(req(uid, idempotency_key="order-1", description="x"))
+    again = await stub.CreatePayment(req(uid, idempotency_key="order-1", description="x"))
+    assert again.payment_id == first.payment_id
+    assert again.created_at == first.created_at
+    assert await row_count(paymentsvc) == 1
+    # The same key for another user is a different payment.
+    other = await stub.CreatePayment(req(users.add(), idempotency_key="order-1", description="x"))
+    assert other.payment_id != first.payment_id
+    assert await row_count(paymentsvc) == 2
+
+
+async def test_idempotency_key_reuse_with_different_request(stub, users, paymentsvc) -> None:
+    uid = users.add()
+    first = await stub.CreatePayment(req(uid, idempotency_key="k1"))
+    err = await expect_error(
+        stub.CreatePayment(req(uid, idempotency_key="k1", amount=5)),
+        grpc.StatusCode.ALREADY_EXISTS,
+    )
+    assert "k1" in err.details()
+    assert "different" in err.details()
+    assert first.payment_id in err.details()
+    assert await row_count(paymentsvc) == 1
+
+
+async def test_concurrent_idempotent_retries_write_one_row(stub, users, paymentsvc) -> None:
+    uid = users.add()
+    results = await asyncio.gather(
+        *(stub.CreatePayment(req(uid, idempotency_key="burst")) for _ in range(20))
+    )
+    assert len({r.payment_id for r in results}) == 1
+    assert await row_count(paymentsvc) == 1
+
+
+async def test_without_key_every_call_creates(stub, users, paymentsvc) -> None:
+    uid = users.add()
+    a = await stub.CreatePayment(req(uid))
+    b = await stub.CreatePayment(req(uid))
+    assert a.payment_id != b.payment_id
+    assert await row_count(paymentsvc) == 2
+
+
+async def test_get_payment_errors(stub) -> None:
+    await expect_error(
+        stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id="x")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    await expect_error(
+        stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id=str(uuid.uuid4()))),
+        grpc.StatusCode.NOT_FOUND,
+    )
+
+
+async def test_list_payments_newest_first_with_pages(stub, users) -> None:
+    uid, other = users.add(), users.add()
+    ids = [(await stub.CreatePayment(req(uid, amount=i + 1))).payment_id for i in range(5)]
+    await stub.CreatePayment(req(other))
+    seen: list[str] = []
+    token = ""
+    while True:
+        resp = await stub.ListPayments(
+            payment_pb2.ListPaymentsRequest(user_id=uid, page_size=2, page_token=token)
+        )
+        assert all(p.user_id == uid for p in resp.payments)
+        seen += [p.payment_id for p in resp.payments]
+        token = resp.next_page_token
+        if not token:
+            break
+    assert seen == list(reversed(ids))
+
+
+async def test_list_payments_token_bound_to_user(stub, users) -> None:
+    uid, other = users.add(), users.add()
+    for _ in range(3):
+        await stub.CreatePayment(req(uid))
+    resp = await stub.ListPayments(payment_pb2.ListPaymentsRequest(user_id=uid, page_size=1))
+    assert resp.next_page_token
+    err = await expect_error(
+        stub.ListPayments(
+            payment_pb2.ListPaymentsRequest(user_id=other, page_token=resp.next_page_token)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "page_token" in field_violations(err)
+
+
+async def test_list_payments_bad_input(stub) -> None:
+    await expect_error(
+        stub.ListPayments(payment_pb2.ListPaymentsRequest(user_id="nope")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    await expect_error(
+        stub.ListPayments(
+            payment_pb2.ListPaymentsRequest(user_id=str(uuid.uuid4()), page_token="%%%")
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
+async def test_usersvc_timeout_is_unavailable(stub, users, paymentsvc) -> None:
+    uid = users.add()
+    users.delay = 2.0  # longer than the 0.5 s deadline
+    err = await expect_error(stub.CreatePayment(req(uid)), grpc.StatusCode.UNAVAILABLE)
+    assert "usersvc" in err.details()
+    assert await row_count(paymentsvc) == 0
+
+
+async def test_usersvc_down_is_unavailable(database_url, users) -> None:
+    import socket
+
+    from services.paymentsvc import app
+    from services.paymentsvc.config import Settings
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    running = await app.start(
+        Settings(
+            database_url=database_url,
+            grpc_port=0,
+            grpc_host="127.0.0.1",
+            usersvc_addr=f"127.0.0.1:{dead}",
+            usersvc_timeout_seconds=0.5,
+        )
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            from payment.v1 import payment_pb2_grpc
+
+            err = await expect_error(
+                payment_pb2_grpc.PaymentServiceStub(ch).CreatePayment(req(users.add())),
+                grpc.StatusCode.UNAVAILABLE,
+            )
+            assert "usersvc is unavailable" in err.details()
+    finally:
+        await running.stop(0)

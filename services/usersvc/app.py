@@ -1,0 +1,60 @@
+"""Wiring: pool, migrations, servicer and gRPC server. Used by main.py and by tests."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from libs.platform import db
+from libs.platform.migrations import apply_migrations
+from libs.platform.server import GrpcServer, ServiceRegistration, start_server
+from services.usersvc.config import Settings
+from services.usersvc.passwords import Passwords
+from services.usersvc.service import UserService
+from services.usersvc.store import UserStore
+from user.v1 import user_pb2, user_pb2_grpc
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_NAME = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UserApp:
+    server: GrpcServer
+    pool: asyncpg.Pool
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        await self.server.stop(grace)
+        await self.pool.close()
+
+
+async def start(settings: Settings) -> UserApp:
+    pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max_size)
+    try:
+        await apply_migrations(pool, MIGRATIONS)
+        passwords = Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        )
+        servicer = UserService(UserStore(pool, settings.db_acquire_timeout_seconds), passwords)
+        server = await start_server(
+            [
+                ServiceRegistration(
+                    SERVICE_NAME, user_pb2_grpc.add_UserServiceServicer_to_server, servicer
+                )
+            ],
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+        )
+    except BaseException:
+        await pool.close()
+        raise
+    return UserApp(server, pool)

@@ -1,0 +1,154 @@
+"""user.v1.UserService: request validation and proto mapping; storage is in store.py."""
+
+from __future__ import annotations
+
+import grpc
+
+from libs.platform import validation as v
+from libs.platform.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
+from libs.platform.protoutil import timestamp
+from services.usersvc.passwords import Passwords
+from services.usersvc.store import UserRow, UserStore
+from user.v1 import user_pb2, user_pb2_grpc
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 128
+MAX_DISPLAY_NAME = 200
+BAD_CREDENTIALS = "invalid email or password"
+
+
+def _password(value: str, field: str = "password") -> str:
+    return v.length(value, field, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD)
+
+
+def _display_name(value: str) -> str:
+    return v.length(value.strip(), "display_name", max_len=MAX_DISPLAY_NAME)
+
+
+def _required(value: str, field: str, max_len: int) -> str:
+    return v.length(value, field, min_len=1, max_len=max_len)
+
+
+def _collect(*checks: tuple) -> list:  # type: ignore[type-arg]
+    """Run (fn, *args) validators; raise one InvalidArgument with every violation."""
+    results: list = []  # type: ignore[type-arg]
+    violations: list[FieldViolation] = []
+    for fn, *args in checks:
+        try:
+            results.append(fn(*args))
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+            results.append(None)
+    if violations:
+        raise InvalidArgument(violations)
+    return results
+
+
+def _user_pb(row: UserRow) -> user_pb2.User:
+    return user_pb2.User(
+        user_id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+        created_at=timestamp(row.created_at),
+        updated_at=timestamp(row.updated_at),
+    )
+
+
+class UserService(user_pb2_grpc.UserServiceServicer):
+    def __init__(self, store: UserStore, passwords: Passwords) -> None:
+        self._store = store
+        self._passwords = passwords
+
+    async def CreateUser(  # noqa: N802 - gRPC method names
+        self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.CreateUserResponse:
+        email, password, display_name = _collect(
+            (v.email, request.email),
+            (_password, request.password),
+            (_display_name, request.display_name),
+        )
+        password_hash = await self._passwords.hash(password)
+        row = await self._store.create(email, display_name, password_hash)
+        return user_pb2.CreateUserResponse(
+            user_id=row.id,
+            email=row.email,
+            display_name=row.display_name,
+            created_at=timestamp(row.created_at),
+        )
+
+    async def _get(self, user_id: str) -> UserRow:
+        row = await self._store.get(user_id)
+        if row is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return row
+
+    async def GetUser(  # noqa: N802
+        self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.GetUserResponse:
+        row = await self._get(v.uuid_str(request.user_id, "user_id"))
+        return user_pb2.GetUserResponse(
+            user_id=row.id,
+            email=row.email,
+            display_name=row.display_name,
+            created_at=timestamp(row.created_at),
+            updated_at=timestamp(row.updated_at),
+        )
+
+    async def UpdateUser(  # noqa: N802
+        self, request: user_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.UpdateUserResponse:
+        checks: list[tuple] = [(v.uuid_str, request.user_id, "user_id")]  # type: ignore[type-arg]
+        has = request.HasField
+        checks.append((v.email, request.email) if has("email") else (lambda: None,))
+        checks.append((_password, request.password) if has("password") else (lambda: None,))
+        checks.append(
+            (_display_name, request.display_name) if has("display_name") else (lambda: None,)
+        )
+        user_id, email, password, display_name = _collect(*checks)
+        password_hash = await self._passwords.hash(password) if password is not None else None
+        row = await self._store.update(
+            user_id, email=email, display_name=display_name, password_hash=password_hash
+        )
+        if row is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return user_pb2.UpdateUserResponse(user=_user_pb(row))
+
+    async def DeleteUser(  # noqa: N802
+        self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.DeleteUserResponse:
+        user_id = v.uuid_str(request.user_id, "user_id")
+        if not await self._store.delete(user_id):
+            raise NotFound(f"user {user_id} does not exist")
+        return user_pb2.DeleteUserResponse(success=True)
+
+    async def ListUsers(  # noqa: N802
+        self, request: user_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.ListUsersResponse:
+        size = v.page_size(request.page_size)
+        after = None
+        if request.page_token:
+            cursor = v.decode_page_token(request.page_token)
+            after = (cursor.created_at, cursor.id)
+        # One extra row tells us whether another page exists without a COUNT.
+        rows = await self._store.list(size + 1, after)
+        next_token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            last = rows[-1]
+            next_token = v.encode_page_token(v.PageCursor(last.created_at, last.id))
+        return user_pb2.ListUsersResponse(
+            users=[_user_pb(r) for r in rows], next_page_token=next_token
+        )
+
+    async def VerifyCredentials(  # noqa: N802
+        self, request: user_pb2.VerifyCredentialsRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.VerifyCredentialsResponse:
+        email, password = _collect(
+            (_required, request.email.strip(), "email", v.MAX_EMAIL_LENGTH),
+            (_required, request.password, "password", MAX_PASSWORD),
+        )
+        creds = await self._store.credentials(email)
+        ok = await self._passwords.verify(creds.password_hash if creds else None, password)
+        if not ok or creds is None:
+            raise Unauthenticated(BAD_CREDENTIALS)
+        return user_pb2.VerifyCredentialsResponse(user_id=creds.id, email=creds.email)

@@ -1,0 +1,123 @@
+"""microctl: talk to the running services over gRPC (generated stubs only, no service code).
+
+Addresses default to localhost:50051/2/3; override with --usersvc/--paymentsvc/--authsvc or
+MICRO_USERSVC_ADDR / MICRO_PAYMENTSVC_ADDR / MICRO_AUTHSVC_ADDR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from auth.v1 import auth_pb2, auth_pb2_grpc
+from payment.v1 import payment_pb2, payment_pb2_grpc
+from user.v1 import user_pb2, user_pb2_grpc
+
+
+def _addr(args: argparse.Namespace, name: str) -> str:
+    return getattr(args, name)
+
+
+def create_user(args: argparse.Namespace) -> Any:
+    with grpc.insecure_channel(_addr(args, "usersvc")) as ch:
+        return user_pb2_grpc.UserServiceStub(ch).CreateUser(
+            user_pb2.CreateUserRequest(
+                email=args.email, password=args.password, display_name=args.display_name
+            ),
+            timeout=args.timeout,
+        )
+
+
+def get_user(args: argparse.Namespace) -> Any:
+    with grpc.insecure_channel(_addr(args, "usersvc")) as ch:
+        return user_pb2_grpc.UserServiceStub(ch).GetUser(
+            user_pb2.GetUserRequest(user_id=args.user_id), timeout=args.timeout
+        )
+
+
+def login(args: argparse.Namespace) -> Any:
+    with grpc.insecure_channel(_addr(args, "authsvc")) as ch:
+        return auth_pb2_grpc.AuthServiceStub(ch).Login(
+            auth_pb2.LoginRequest(email=args.email, password=args.password), timeout=args.timeout
+        )
+
+
+def create_payment(args: argparse.Namespace) -> Any:
+    with grpc.insecure_channel(_addr(args, "paymentsvc")) as ch:
+        return payment_pb2_grpc.PaymentServiceStub(ch).CreatePayment(
+            payment_pb2.CreatePaymentRequest(
+                user_id=args.user_id,
+                amount=args.amount,
+                currency=args.currency,
+                idempotency_key=args.idempotency_key,
+                description=args.description,
+            ),
+            timeout=args.timeout,
+        )
+
+
+def list_payments(args: argparse.Namespace) -> Any:
+    with grpc.insecure_channel(_addr(args, "paymentsvc")) as ch:
+        return payment_pb2_grpc.PaymentServiceStub(ch).ListPayments(
+            payment_pb2.ListPaymentsRequest(
+                user_id=args.user_id, page_size=args.page_size, page_token=args.page_token
+            ),
+            timeout=args.timeout,
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="microctl", description=__doc__.splitlines()[0])
+    env = os.environ.get
+    p.add_argument("--usersvc", default=env("MICRO_USERSVC_ADDR", "localhost:50051"))
+    p.add_argument("--paymentsvc", default=env("MICRO_PAYMENTSVC_ADDR", "localhost:50052"))
+    p.add_argument("--authsvc", default=env("MICRO_AUTHSVC_ADDR", "localhost:50053"))
+    p.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def cmd(name: str, fn: Callable[[argparse.Namespace], Any], help_: str):
+        sp = sub.add_parser(name, help=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    sp = cmd("create-user", create_user, "sign a user up")
+    sp.add_argument("--email", required=True)
+    sp.add_argument("--password", required=True)
+    sp.add_argument("--display-name", default="")
+    sp = cmd("get-user", get_user, "show a user")
+    sp.add_argument("--user-id", required=True)
+    sp = cmd("login", login, "get an access and refresh token")
+    sp.add_argument("--email", required=True)
+    sp.add_argument("--password", required=True)
+    sp = cmd("create-payment", create_payment, "record a payment")
+    sp.add_argument("--user-id", required=True)
+    sp.add_argument("--amount", type=int, required=True, help="minor units, e.g. cents")
+    sp.add_argument("--currency", default="")
+    sp.add_argument("--idempotency-key", default="")
+    sp.add_argument("--description", default="")
+    sp = cmd("list-payments", list_payments, "list a user's payments, newest first")
+    sp.add_argument("--user-id", required=True)
+    sp.add_argument("--page-size", type=int, default=0)
+    sp.add_argument("--page-token", default="")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        resp = args.func(args)
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    print(json_format.MessageToJson(resp, preserving_proto_field_name=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Run the whole system locally: a throwaway PostgreSQL plus the three service binaries.
+
+    run.py --usersvc PATH --paymentsvc PATH --authsvc PATH
+
+Ctrl-C / SIGTERM stops every child and the cluster. Service code is never imported: the
+services run as separate processes, exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from libs.platform.testing.postgres import PostgresCluster, create_database
+
+SERVICES = (
+    # name, database, port
+    ("usersvc", "users_db", 50051),
+    ("paymentsvc", "payments_db", 50052),
+    ("authsvc", "auth_db", 50053),
+)
+
+
+def _command(path: str) -> list[str]:
+    # Bazel py_binary launchers are executable; a bare .py file is run with this Python.
+    if path.endswith(".py"):
+        return [sys.executable, path]
+    return [str(Path(path).resolve())]
+
+
+def wait_healthy(addr: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(addr) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{addr}: process exited with code {proc.returncode}")
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"{addr} did not become healthy within {timeout}s")
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, _, _ in SERVICES:
+        parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+
+    stop = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    procs: list[subprocess.Popen[bytes]] = []
+    with PostgresCluster() as cluster:
+        try:
+            urls = {
+                db: asyncio.run(create_database(cluster.admin_dsn, db)) for _, db, _ in SERVICES
+            }
+            users_addr = "127.0.0.1:50051"
+            for name, db, port in SERVICES:
+                env = {
+                    **os.environ,
+                    "DATABASE_URL": urls[db],
+                    "GRPC_PORT": str(port),
+                    "LOG_LEVEL": args.log_level,
+                    "USERSVC_ADDR": users_addr,
+                }
+                procs.append(subprocess.Popen(_command(getattr(args, name)), env=env))  # noqa: S603
+            for (_name, _, port), proc in zip(SERVICES, procs, strict=True):
+                wait_healthy(f"127.0.0.1:{port}", proc)
+            print("\nlocal system is up (Ctrl-C to stop):", flush=True)
+            for name, db, port in SERVICES:
+                print(f"  {name:<11} localhost:{port}  db={db}", flush=True)
+            print(f"  postgres    {cluster.admin_dsn}\n", flush=True)
+            while not stop:
+                for (name, _, _), proc in zip(SERVICES, procs, strict=True):
+                    if proc.poll() is not None:
+                        print(f"{name} exited with code {proc.returncode}", file=sys.stderr)
+                        stop = True
+                time.sleep(0.5)
+        except Exception as exc:  # noqa: BLE001 - report and clean up, never leave children
+            print(f"run failed: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            stop_all(procs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
