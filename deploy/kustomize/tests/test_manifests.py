@@ -1,0 +1,470 @@
+"""Renders every kustomize overlay and checks what would reach the cluster.
+
+Rendering uses the kustomize binary (env KUSTOMIZE, else PATH) or `kubectl kustomize`;
+schema checks are offline, against the Kubernetes OpenAPI schemas that the
+kubernetes-validate package bundles, in strict mode (unknown fields are errors).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+# The cluster version the manifests must be valid for: k3d's k3s and the kubectl in use.
+KUBERNETES_VERSION = "1.32"
+OVERLAYS = ["dev", "prod"]
+SERVICES = {
+    "usersvc": {"port": 50051, "db": "users_db"},
+    "paymentsvc": {"port": 50052, "db": "payments_db"},
+    "authsvc": {"port": 50053, "db": "auth_db"},
+}
+DB_HOST = "postgres.micro.svc"
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def find_repo_root() -> Path:
+    """The directory holding deploy/kustomize: the checkout, or the Bazel runfiles tree."""
+    env_root = os.environ.get("MICRO_REPO_ROOT")
+    if env_root:
+        return Path(env_root)
+    srcdir, workspace = os.environ.get("TEST_SRCDIR"), os.environ.get("TEST_WORKSPACE")
+    if srcdir and workspace and (Path(srcdir) / workspace / "deploy/kustomize").is_dir():
+        return Path(srcdir) / workspace
+    # Not resolve(): under Bazel the file is a symlink into the source tree, and the data
+    # files sit next to the link in runfiles, not next to its target.
+    here = Path(__file__).absolute()
+    for parent in here.parents:
+        if (parent / "MODULE.bazel").is_file() or (parent / "deploy/kustomize/base").is_dir():
+            return parent
+    raise RuntimeError(f"no repository root (MODULE.bazel or deploy/kustomize) above {here}")
+
+
+KUSTOMIZE_DIR = find_repo_root() / "deploy/kustomize"
+
+
+def kustomize_command() -> list[str]:
+    explicit = os.environ.get("KUSTOMIZE")
+    if explicit:
+        return [explicit, "build"]
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    pytest.fail(
+        "neither kustomize nor kubectl found: install kustomize (or set KUSTOMIZE=/path/to/kustomize)"
+    )
+
+
+@pytest.fixture(scope="session")
+def kustomize_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A real copy: kustomize refuses files whose symlink target lies outside the
+    # kustomization root, which is every file in a Bazel runfiles tree.
+    out = tmp_path_factory.mktemp("kustomize") / "kustomize"
+    shutil.copytree(KUSTOMIZE_DIR, out, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def rendered(kustomize_tree: Path) -> dict[str, list[dict]]:
+    out = {}
+    env = {**os.environ, "HOME": os.environ.get("HOME") or str(kustomize_tree)}
+    for overlay in OVERLAYS:
+        cmd = [*kustomize_command(), str(kustomize_tree / "overlays" / overlay)]
+        # The argv is this file's own: a fixed tool name or the KUSTOMIZE path the caller chose.
+        result = subprocess.run(  # noqa: S603
+            cmd, check=False, capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stderr}"
+        out[overlay] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return out
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict], kind: str, name: str) -> dict:
+    found = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected exactly one {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+def workloads(docs: list[dict]) -> list[dict]:
+    return of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
+
+
+def containers(workload: dict) -> list[dict]:
+    spec = workload["spec"]["template"]["spec"]
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def env_map(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def secret_values(docs: list[dict]) -> dict[tuple[str, str], str]:
+    values = {}
+    for secret in of_kind(docs, "Secret"):
+        for key, value in (secret.get("data") or {}).items():
+            values[(secret["metadata"]["name"], key)] = base64.b64decode(value).decode()
+        for key, value in (secret.get("stringData") or {}).items():
+            values[(secret["metadata"]["name"], key)] = value
+    return values
+
+
+def secret_ref(docs: list[dict], ref: dict) -> tuple[str, str]:
+    """Resolves a secretKeyRef to (secret name, key), asserting both exist in the render."""
+    key = (ref["name"], ref["key"])
+    assert key in secret_values(docs), f"secretKeyRef to missing Secret/key {key}"
+    return key
+
+
+def init_script(docs: list[dict]) -> str:
+    sts = one(docs, "StatefulSet", "postgres")
+    pod = sts["spec"]["template"]["spec"]
+    mount = next(
+        m
+        for m in pod["containers"][0]["volumeMounts"]
+        if m["mountPath"] == "/docker-entrypoint-initdb.d"
+    )
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    cm = one(docs, "ConfigMap", volume["configMap"]["name"])
+    scripts = [v for k, v in cm["data"].items() if k.endswith((".sh", ".sql"))]
+    assert scripts, "the initdb ConfigMap holds no script"
+    return "\n".join(scripts)
+
+
+def test_overlay_list_is_complete():
+    on_disk = sorted(
+        p.name
+        for p in (KUSTOMIZE_DIR / "overlays").iterdir()
+        if (p / "kustomization.yaml").is_file()
+    )
+    assert on_disk == sorted(OVERLAYS), "a new overlay must be added to OVERLAYS so it is checked"
+
+
+def test_kubernetes_validate_bundles_the_target_version():
+    # validate() silently falls back to an older schema set; make that fallback visible.
+    assert KUBERNETES_VERSION in {
+        ".".join(v.split(".")[:2]) for v in kubernetes_validate.utils.all_versions()
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_document_is_schema_valid(rendered, overlay):
+    errors = []
+    for doc in rendered[overlay]:
+        name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            errors.append(f"{name}: {'.'.join(map(str, e.path))}: {e.message}")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            errors.append(f"{name}: {e.message}")
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_expected_objects_exist_in_namespace_micro(rendered, overlay):
+    docs = rendered[overlay]
+    namespace = one(docs, "Namespace", "micro")
+    # Admission then rejects any pod that loses the hardening the tests below check.
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == "micro", (
+                f"{doc['kind']}/{doc['metadata']['name']}"
+            )
+    for svc in SERVICES:
+        one(docs, "Deployment", svc)
+        one(docs, "Service", svc)
+    one(docs, "StatefulSet", "postgres")
+    one(docs, "Service", "postgres")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_is_labelled(rendered, overlay):
+    for doc in rendered[overlay]:
+        labels = doc["metadata"].get("labels", {})
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        assert labels.get("app.kubernetes.io/part-of") == "micro", name
+        if doc["kind"] in (
+            "Deployment",
+            "Service",
+            "StatefulSet",
+            "ServiceAccount",
+            "PodDisruptionBudget",
+        ):
+            assert "app.kubernetes.io/name" in labels, name
+    for workload in workloads(rendered[overlay]):
+        template_labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert template_labels["app.kubernetes.io/name"] == workload["metadata"]["name"]
+        assert template_labels["app.kubernetes.io/part-of"] == "micro"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_is_locked_down(rendered, overlay):
+    for workload in workloads(rendered[overlay]):
+        pod = workload["spec"]["template"]["spec"]
+        name = workload["metadata"]["name"]
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        for c in containers(workload):
+            sc = c["securityContext"]
+            where = f"{name}/{c['name']}"
+            assert sc["runAsNonRoot"] is True, where
+            assert sc["runAsUser"] != 0, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert not sc["capabilities"].get("add"), where
+            assert sc.get("privileged", False) is False, where
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][kind]), f"{where}: {kind}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_run_as_65532_with_writable_tmp_only(rendered, overlay):
+    for svc in SERVICES:
+        pod = one(rendered[overlay], "Deployment", svc)["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == 65532
+        (c,) = pod["containers"]
+        assert c["securityContext"]["runAsUser"] == 65532
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        writable = [m for m in c["volumeMounts"] if not m.get("readOnly")]
+        # A path inside the container, not a temporary file of this test.
+        assert [m["mountPath"] for m in writable] == ["/tmp"], svc  # noqa: S108
+        assert "emptyDir" in volumes[writable[0]["name"]], svc
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_expose_grpc_and_metrics_with_grpc_probes(rendered, overlay):
+    for svc, spec in SERVICES.items():
+        (c,) = one(rendered[overlay], "Deployment", svc)["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert ports == {"grpc": spec["port"], "metrics": 9090}, svc
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert c[probe]["grpc"]["port"] == spec["port"], f"{svc} {probe}"
+        env = env_map(c)
+        assert env["GRPC_PORT"]["value"] == str(spec["port"])
+        assert env["METRICS_PORT"]["value"] == "9090"
+        assert env["LOG_LEVEL"]["value"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_cluster_services_route_to_their_pods(rendered, overlay):
+    docs = rendered[overlay]
+    for svc, spec in SERVICES.items():
+        service = one(docs, "Service", svc)
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+        grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+        assert grpc["port"] == spec["port"]
+        assert grpc["targetPort"] in ("grpc", spec["port"])
+        pod_labels = one(docs, "Deployment", svc)["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_env_matches_the_system(rendered, overlay):
+    docs = rendered[overlay]
+    for svc in ("paymentsvc", "authsvc"):
+        env = env_map(one(docs, "Deployment", svc)["spec"]["template"]["spec"]["containers"][0])
+        assert env["USERSVC_ADDR"]["value"] == "usersvc.micro.svc:50051"
+    payments = env_map(
+        one(docs, "Deployment", "paymentsvc")["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert re.fullmatch(r"[A-Z]{3}", payments["DEFAULT_CURRENCY"]["value"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_signing_key_is_mounted_from_a_secret(rendered, overlay):
+    docs = rendered[overlay]
+    pod = one(docs, "Deployment", "authsvc")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    key_file = Path(env_map(c)["AUTH_SIGNING_KEY_FILE"]["value"])
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == str(key_file.parent))
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    key = secret_ref(docs, {"name": volume["secret"]["secretName"], "key": key_file.name})
+    assert "-----BEGIN PRIVATE KEY-----" in secret_values(docs)[key]
+    # Readable by the pod's fsGroup (the service), by nobody else.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0
+    assert pod["securityContext"]["fsGroup"] == 65532
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_connects_to_its_own_database_with_the_password_postgres_got(
+    rendered, overlay
+):
+    docs = rendered[overlay]
+    pg_env = env_map(
+        one(docs, "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"][0]
+    )
+    for svc, spec in SERVICES.items():
+        env_list = one(docs, "Deployment", svc)["spec"]["template"]["spec"]["containers"][0]["env"]
+        names = [e["name"] for e in env_list]
+        url_entry = env_list[names.index("DATABASE_URL")]
+        assert "valueFrom" not in url_entry
+        url = urlsplit(url_entry["value"])
+        assert url.scheme in ("postgres", "postgresql")
+        assert (url.hostname, url.port, url.path) == (DB_HOST, 5432, "/" + spec["db"]), svc
+        assert url.username == svc
+        match = re.fullmatch(r"\$\((\w+)\)", url.password or "")
+        assert match, f"{svc}: the password in DATABASE_URL must be a $(VAR) reference"
+        var = match.group(1)
+        # $(VAR) expands only variables defined earlier in the list.
+        assert var in names[: names.index("DATABASE_URL")], (
+            f"{svc}: {var} must precede DATABASE_URL"
+        )
+        service_key = secret_ref(docs, env_list[names.index(var)]["valueFrom"]["secretKeyRef"])
+        postgres_key = secret_ref(
+            docs, pg_env[f"{svc.upper()}_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        )
+        assert service_key == postgres_key, f"{svc} and postgres must read the same Secret key"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_value_appears_in_any_configmap(rendered, overlay):
+    docs = rendered[overlay]
+    secrets = secret_values(docs)
+    assert secrets
+    for cm in of_kind(docs, "ConfigMap"):
+        for key, text in (cm.get("data") or {}).items():
+            for (secret, secret_key), value in secrets.items():
+                # Check each line too, so a multi-line key leaks even if partly copied.
+                needles = [value, *(line for line in value.splitlines() if len(line) >= 16)]
+                for needle in needles:
+                    assert needle not in text, (
+                        f"ConfigMap {cm['metadata']['name']}/{key} holds Secret {secret}/{secret_key}"
+                    )
+    for secret in of_kind(docs, "Secret"):
+        assert secret["type"] == "Opaque"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_statefulset_is_persistent_and_headless(rendered, overlay):
+    docs = rendered[overlay]
+    sts = one(docs, "StatefulSet", "postgres")
+    service = one(docs, "Service", "postgres")
+    assert service["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == "postgres"
+    assert (
+        service["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (c,) = sts["spec"]["template"]["spec"]["containers"]
+    assert c["image"].startswith("postgres:16-alpine") or c["image"].startswith("postgres@sha256:")
+    claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+    data_mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/var/lib/postgresql/data")
+    assert data_mount["name"] in claims
+    env = env_map(c)
+    assert "valueFrom" in env["POSTGRES_PASSWORD"], "the superuser password must come from a Secret"
+    assert env["PGDATA"]["value"].startswith("/var/lib/postgresql/data/")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_init_script_creates_one_owned_database_and_role_per_service(rendered, overlay):
+    script = init_script(rendered[overlay])
+    assert len(re.findall(r"CREATE DATABASE", script)) == 3
+    assert len(re.findall(r"CREATE ROLE", script)) == 3
+    assert "ON_ERROR_STOP=1" in script, "a failed statement must fail the init"
+    for svc, spec in SERVICES.items():
+        role = re.search(rf"CREATE ROLE {svc} (.*);", script)
+        assert role, f"no role {svc}"
+        options = role.group(1).split()
+        assert "LOGIN" in options
+        for privilege in ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS"):
+            assert privilege not in options, f"{svc} must not have {privilege}"
+        # The password is a psql variable bound from the Secret-fed env, never a literal.
+        password = re.search(r"PASSWORD :'(\w+)'", role.group(1))
+        assert password, f"{svc}: password must be a psql variable"
+        assert re.search(rf'-v {password.group(1)}="\${svc.upper()}_DB_PASSWORD"', script)
+        assert re.search(rf"CREATE DATABASE {spec['db']} OWNER {svc};", script), spec["db"]
+        assert re.search(rf"REVOKE CONNECT\b[^;]* ON DATABASE {spec['db']} FROM PUBLIC;", script), (
+            spec["db"]
+        )
+    assert re.search(r"REVOKE CONNECT\b[^;]* ON DATABASE postgres FROM PUBLIC;", script)
+    assert not re.search(r"\bGRANT\b", script), "owners need no grant; any grant widens access"
+
+
+def test_dev_runs_one_local_dev_image_per_service(rendered):
+    docs = rendered["dev"]
+    for svc in SERVICES:
+        deployment = one(docs, "Deployment", svc)
+        assert deployment["spec"]["replicas"] == 1
+        (c,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert c["image"] == f"{svc}:dev"
+        assert c["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_prod_runs_replicated_pinned_spread_services(rendered):
+    docs = rendered["prod"]
+    for svc in SERVICES:
+        deployment = one(docs, "Deployment", svc)
+        assert deployment["spec"]["replicas"] >= 2, svc
+        pod = deployment["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        assert DIGEST.search(c["image"]), f"{svc} image {c['image']} is not pinned by digest"
+        assert c["image"].split("/")[-1].startswith(f"{svc}@"), c["image"]
+        terms = pod["affinity"]["podAntiAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        ]
+        assert any(
+            t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+            and t["podAffinityTerm"]["labelSelector"]["matchLabels"]
+            == {"app.kubernetes.io/name": svc}
+            for t in terms
+        ), svc
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_prod_gives_services_more_resources_than_dev(rendered):
+    def mem_mi(q: str) -> float:
+        units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+        return float(q[:-2]) * units[q[-2:]]
+
+    for svc in SERVICES:
+        dev = one(rendered["dev"], "Deployment", svc)["spec"]["template"]["spec"]["containers"][0][
+            "resources"
+        ]
+        prod = one(rendered["prod"], "Deployment", svc)["spec"]["template"]["spec"]["containers"][
+            0
+        ]["resources"]
+        assert mem_mi(prod["requests"]["memory"]) > mem_mi(dev["requests"]["memory"]), svc
+        assert mem_mi(prod["limits"]["memory"]) >= mem_mi(dev["limits"]["memory"]), svc
+
+
+def test_prod_has_a_pdb_per_service_selecting_its_pods(rendered):
+    docs = rendered["prod"]
+    pdbs = of_kind(docs, "PodDisruptionBudget")
+    for svc in SERVICES:
+        pod_labels = one(docs, "Deployment", svc)["spec"]["template"]["metadata"]["labels"]
+        matching = [
+            p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        ]
+        assert len(matching) == 1, (
+            f"{svc}: expected one PDB selecting its pods, found {len(matching)}"
+        )
+        assert matching[0]["spec"]["minAvailable"] == 1
+        # A PDB that also selected another service's pods would couple their drains.
+        for other in SERVICES.keys() - {svc}:
+            other_labels = one(docs, "Deployment", other)["spec"]["template"]["metadata"]["labels"]
+            assert (
+                not matching[0]["spec"]["selector"]["matchLabels"].items() <= other_labels.items()
+            )
+
+
+def test_prod_pins_postgres_by_digest(rendered):
+    (c,) = one(rendered["prod"], "StatefulSet", "postgres")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert DIGEST.search(c["image"]), c["image"]
