@@ -78,8 +78,10 @@ kube() {
   kubectl --context "$KUBE_CONTEXT" "$@"
 }
 
+# Building //services/<svc>:image_tarball (the `tarball` output group of :image_load, see
+# tools/oci/defs.bzl) leaves the file where oci_load writes it.
 tarball_path() {
-  echo "$REPO_ROOT/bazel-bin/services/$1/image_tarball/tarball.tar"
+  echo "$REPO_ROOT/bazel-bin/services/$1/image_load/tarball.tar"
 }
 
 cmd_up() {

@@ -101,7 +101,8 @@ if args[:1] != ["build"]:
     sys.exit("bazel stand-in: unexpected " + repr(args))
 for target in args[1:]:
     package, rule = target[2:].split(":")
-    out = os.path.join("bazel-bin", package, rule, "tarball.tar")
+    # Like bazel: the image_tarball filegroup's file is the oci_load's output.
+    out = os.path.join("bazel-bin", package, rule.replace("_tarball", "_load"), "tarball.tar")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     open(out, "w").close()
 """
@@ -180,7 +181,7 @@ class Sandbox:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
     def tarball(self, svc: str) -> str:
-        return str(self.repo / "bazel-bin/services" / svc / "image_tarball/tarball.tar")
+        return str(self.repo / "bazel-bin/services" / svc / "image_load/tarball.tar")
 
 
 @pytest.fixture

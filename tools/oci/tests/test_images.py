@@ -1,0 +1,215 @@
+"""The three service images, run from their docker-load tarballs against PostgreSQL.
+
+Each image is unpacked and its entrypoint started in a read-only chroot as the image's
+user (65532), with DATABASE_URL pointing at a throwaway cluster over TCP: the same way the
+Deployments run them, minus the container engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs.platform.testing.postgres import create_database
+from payment.v1 import payment_pb2, payment_pb2_grpc
+from tools.oci.tests.container import Container, unpack
+from user.v1 import user_pb2, user_pb2_grpc
+
+SERVICES = ("usersvc", "paymentsvc", "authsvc")
+# Inside each container: the only writable place is its own /tmp tmpfs (Container).
+SECRETS = "/tmp/keys"  # noqa: S108
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tarball(svc: str) -> Path:
+    return Path(os.environ["TEST_SRCDIR"], "_main", "services", svc, "image_load", "tarball.tar")
+
+
+@dataclass
+class Running:
+    container: Container
+    addr: str
+
+
+def _keypair() -> tuple[bytes, bytes]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict[str, bytes]]]:
+    """Environment and secret files per service, as deploy/kustomize wires them."""
+    ports = {svc: _free_port() for svc in SERVICES}
+    signing, _ = _keypair()
+    auth_key, auth_pub = _keypair()
+    pay_key, pay_pub = _keypair()
+    common = {
+        "AUTHSVC_ADDR": f"127.0.0.1:{ports['authsvc']}",
+        "USERSVC_ADDR": f"127.0.0.1:{ports['usersvc']}",
+    }
+    env = {
+        svc: {
+            **common,
+            "DATABASE_URL": asyncio.run(create_database(pg_admin_dsn)),
+            "GRPC_PORT": str(ports[svc]),
+            "METRICS_PORT": str(_free_port()),
+        }
+        for svc in SERVICES
+    }
+    env["usersvc"]["TRUSTED_SERVICE_KEYS"] = f"{SECRETS}/trusted"
+    env["paymentsvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/paymentsvc.key"
+    env["authsvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/authsvc.key"
+    env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = f"{SECRETS}/signing.key"
+    files = {
+        "usersvc": {"keys/trusted/authsvc.pem": auth_pub, "keys/trusted/paymentsvc.pem": pay_pub},
+        "paymentsvc": {"keys/paymentsvc.key": pay_key},
+        "authsvc": {"keys/authsvc.key": auth_key, "keys/signing.key": signing},
+    }
+    return {svc: (env[svc], files[svc]) for svc in SERVICES}
+
+
+@pytest.fixture(scope="module")
+def system(
+    pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Running]]:
+    assert os.geteuid() == 0, "the image test needs root (mounts, chroot); tools/bazel runs it so"
+    running: dict[str, Running] = {}
+    try:
+        for svc, (env, files) in _service_settings(pg_admin_dsn).items():
+            work = tmp_path_factory.mktemp(svc)
+            config = unpack(_tarball(svc), work / "rootfs")
+            container = Container(work / "rootfs", config, env, work / "log.txt", files)
+            running[svc] = Running(container.start(), f"127.0.0.1:{env['GRPC_PORT']}")
+        asyncio.run(_wait_serving(running))
+        yield running
+    finally:
+        for r in reversed(running.values()):
+            r.container.stop()
+
+
+async def _wait_serving(running: dict[str, Running]) -> None:
+    timeout = 60.0
+
+    async def one(svc: str, r: Running) -> None:
+        async with grpc.aio.insecure_channel(r.addr) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                assert r.container.proc is not None
+                if r.container.proc.poll() is not None:
+                    raise AssertionError(
+                        f"{svc} exited {r.container.proc.returncode}:\n{r.container.log.read_text()}"
+                    )
+                try:
+                    resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(
+                        f"{svc} not SERVING after {timeout}s:\n{r.container.log.read_text()}"
+                    )
+                await asyncio.sleep(0.2)
+
+    await asyncio.gather(*(one(svc, r) for svc, r in running.items()))
+
+
+@pytest.fixture
+async def channels(system: dict[str, Running]) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
+    chans = {svc: grpc.aio.insecure_channel(r.addr) for svc, r in system.items()}
+    yield chans
+    for ch in chans.values():
+        await ch.close()
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+async def test_health_serving(svc: str, channels: dict[str, grpc.aio.Channel]) -> None:
+    for service in (
+        "",
+        {
+            "usersvc": "user.v1.UserService",
+            "paymentsvc": "payment.v1.PaymentService",
+            "authsvc": "auth.v1.AuthService",
+        }[svc],
+    ):
+        resp = await health_pb2_grpc.HealthStub(channels[svc]).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5
+        )
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_runs_as_nonroot_on_read_only_root(svc: str, system: dict[str, Running]) -> None:
+    proc = system[svc].container.proc
+    assert proc is not None and proc.poll() is None
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid_line.split()[1:] == ["65532"] * 4
+    # The process's root is the unpacked image, mounted read-only.
+    assert os.readlink(f"/proc/{proc.pid}/root") == str(system[svc].container.root)
+    with pytest.raises(OSError, match="Read-only file system"):
+        (system[svc].container.root / "app" / "probe").write_text("x")
+
+
+async def test_signup_login_pay_list_through_images(channels: dict[str, grpc.aio.Channel]) -> None:
+    users = user_pb2_grpc.UserServiceStub(channels["usersvc"])
+    email = f"img-{uuid.uuid4().hex[:8]}@example.com"
+    created = await users.CreateUser(
+        user_pb2.CreateUserRequest(email=email, password="correct horse battery"), timeout=30
+    )
+    login = await auth_pb2_grpc.AuthServiceStub(channels["authsvc"]).Login(
+        auth_pb2.LoginRequest(email=email, password="correct horse battery"), timeout=30
+    )
+    assert login.token and login.refresh_token
+    bearer = (("authorization", f"Bearer {login.token}"),)
+    got = await users.GetUser(
+        user_pb2.GetUserRequest(user_id=created.user_id), metadata=bearer, timeout=10
+    )
+    assert (got.user_id, got.email) == (created.user_id, email)
+
+    payments = payment_pb2_grpc.PaymentServiceStub(channels["paymentsvc"])
+    paid = await payments.CreatePayment(
+        payment_pb2.CreatePaymentRequest(
+            user_id=created.user_id, amount=1250, currency="EUR", idempotency_key="img-1"
+        ),
+        metadata=bearer,
+        timeout=10,
+    )
+    listed = await payments.ListPayments(
+        payment_pb2.ListPaymentsRequest(user_id=created.user_id), metadata=bearer, timeout=10
+    )
+    assert [p.payment_id for p in listed.payments] == [paid.payment_id]
+
+    await auth_pb2_grpc.AuthServiceStub(channels["authsvc"]).Logout(
+        auth_pb2.LogoutRequest(refresh_token=login.refresh_token), timeout=10
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await auth_pb2_grpc.AuthServiceStub(channels["authsvc"]).RefreshToken(
+            auth_pb2.RefreshTokenRequest(refresh_token=login.refresh_token), timeout=10
+        )
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED

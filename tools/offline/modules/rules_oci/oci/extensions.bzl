@@ -1,0 +1,39 @@
+"""Offline stand-in for rules_oci's `oci` extension.
+
+`oci.pull` cannot download here, so each pull becomes a base image built from this
+Debian system's own packages (private/debian_base.bzl): the same repo name and target as
+rules_oci's pull, an image carrying the Python that builds and tests the code.
+`oci.toolchains` is accepted and ignored: the stand-in needs no crane, jq or bsdtar.
+"""
+
+load("//oci/private:debian_base.bzl", "debian_base_image")
+
+_pull = tag_class(attrs = {
+    "name": attr.string(mandatory = True),
+    "image": attr.string(),
+    "digest": attr.string(),
+    "tag": attr.string(),
+    "platforms": attr.string_list(),
+    # Stand-in only: the packages whose dependency closure forms the image.
+    "debian_packages": attr.string_list(),
+})
+
+_toolchains = tag_class(attrs = {
+    "crane_version": attr.string(),
+    "zot_version": attr.string(),
+    "regctl_version": attr.string(),
+})
+
+def _oci_impl(mctx):
+    for mod in mctx.modules:
+        for pull in mod.tags.pull:
+            debian_base_image(
+                name = pull.name,
+                image = pull.image,
+                packages = pull.debian_packages or None,
+            )
+
+oci = module_extension(
+    implementation = _oci_impl,
+    tag_classes = {"pull": _pull, "toolchains": _toolchains},
+)
