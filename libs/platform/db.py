@@ -7,7 +7,9 @@ import logging
 import random
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 
+from libs.platform import deadlines
 from libs.platform.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,26 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Upper bound for one statement when the caller set no deadline.
+COMMAND_TIMEOUT_S = 30.0
+
+
 class DatabaseUnavailable(Unavailable):
     pass
+
+
+def acquire(pool: asyncpg.Pool, timeout: float) -> PoolAcquireContext:
+    """pool.acquire bounded by both `timeout` and the current call's deadline.
+
+    A short bound matters during an outage: acquiring reconnects, and a caller should get
+    UNAVAILABLE promptly rather than wait out a long connect.
+    """
+    return pool.acquire(timeout=deadlines.budget(timeout))
+
+
+def query_timeout() -> float:
+    """`timeout=` for a statement: asyncpg cancels it server-side when the caller gives up."""
+    return deadlines.budget(COMMAND_TIMEOUT_S)
 
 
 async def create_pool(
@@ -51,7 +71,7 @@ async def create_pool(
                 min_size=min_size,
                 max_size=max_size,
                 timeout=connect_timeout,
-                command_timeout=30,
+                command_timeout=COMMAND_TIMEOUT_S,
             )
         except CONNECTION_ERRORS as exc:
             if attempt == attempts:

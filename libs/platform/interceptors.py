@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from libs.platform import deadlines
 from libs.platform.db import CONNECTION_ERRORS
 from libs.platform.errors import InvalidArgument, ServiceError
 from libs.platform.logs import request_id_var
+from libs.platform.metrics import Metrics
 
 log = logging.getLogger("rpc")
 
@@ -26,7 +30,11 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]
     if isinstance(exc, ServiceError):
         code = exc.code
         message = exc.message
-    elif isinstance(exc, CONNECTION_ERRORS):
+    elif deadlines.expired() and isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError)):
+        # A statement or dependency cut short by the caller's own deadline.
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
+        message = "deadline exceeded"
+    elif isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError)):
         code = grpc.StatusCode.UNAVAILABLE
         message = "a backing service is temporarily unavailable; retry later"
     else:
@@ -57,6 +65,9 @@ def _request_id(details: grpc.HandlerCallDetails) -> str:
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -72,12 +83,23 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             rid = _request_id(handler_call_details)
             token = request_id_var.set(rid)
+            deadline_token = deadlines.set_from_remaining(context.time_remaining())
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                # Nothing useful fits in an (almost) spent deadline: answer at once.
+                deadlines.budget(float("inf"))
                 return await inner(request, context)
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except asyncio.CancelledError:
+                # gRPC cancels the handler when the caller gives up or its deadline passes.
+                code = (
+                    grpc.StatusCode.DEADLINE_EXCEEDED
+                    if deadlines.expired()
+                    else grpc.StatusCode.CANCELLED
+                )
                 raise
             except Exception as exc:
                 code, status = _status_for(exc)
@@ -89,15 +111,19 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 raise AssertionError("abort_with_status returns only by raising") from None
             finally:
                 code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                elapsed = time.perf_counter() - start
+                if self._metrics is not None:
+                    self._metrics.observe(method, code_name, elapsed)
                 log.info(
                     "rpc",
                     extra={
                         "method": method,
                         "code": code_name,
                         "request_id": rid,
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                     },
                 )
+                deadlines.deadline_var.reset(deadline_token)
                 request_id_var.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(

@@ -10,12 +10,14 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -134,27 +136,8 @@ class PostgresCluster:
             last: Exception | None = None
             for _ in range(3):  # the free port can be taken between probe and bind
                 self.port = _free_port()
-                opts = (
-                    f"-c listen_addresses=127.0.0.1 -p {self.port} "
-                    f"-c unix_socket_directories={self.datadir} "
-                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                    "-c max_connections=300"
-                )
                 try:
-                    self._run(
-                        str(self.bindir / "pg_ctl"),
-                        "-D",
-                        str(self.datadir),
-                        "-l",
-                        str(self.tmpdir / "postgres.log"),
-                        "-o",
-                        opts,
-                        "-w",
-                        "-t",
-                        "60",
-                        "start",
-                        timeout=90,
-                    )
+                    self._pg_ctl_start()
                     return self
                 except PostgresError as exc:
                     last = exc
@@ -162,6 +145,100 @@ class PostgresCluster:
         except BaseException:
             self.stop()
             raise
+
+    def _server_options(self) -> str:
+        return (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} "
+            f"-c unix_socket_directories={self.datadir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300"
+        )
+
+    def _pg_ctl_start(self) -> None:
+        assert self.tmpdir is not None
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.tmpdir / "postgres.log"),
+            "-o",
+            self._server_options(),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            timeout=90,
+        )
+
+    # Outage simulation runs while the test process has gRPC threads busy. fork() then runs
+    # gRPC's atfork handlers, which can crash the child, so these two avoid fork():
+    # stopping is a signal to the postmaster, starting uses posix_spawn.
+    _STOP_SIGNALS: ClassVar[dict[str, signal.Signals]] = {
+        "smart": signal.SIGTERM,
+        "fast": signal.SIGINT,
+        "immediate": signal.SIGQUIT,
+    }
+
+    def stop_server(self, mode: str = "fast", timeout: float = 30) -> None:
+        """Stop the server but keep its data, to simulate an outage (see start_server).
+
+        "fast" closes client connections and the port at once; "immediate" is a crash.
+        """
+        pidfile = self.datadir / "postmaster.pid"
+        pid = int(pidfile.read_text().split("\n", 1)[0])
+        os.kill(pid, self._STOP_SIGNALS[mode])
+        deadline = time.monotonic() + timeout
+        while pidfile.exists():
+            if time.monotonic() > deadline:
+                raise PostgresError(f"PostgreSQL (pid {pid}) did not stop in {timeout}s")
+            time.sleep(0.02)
+
+    def start_server(self, timeout: float = 60) -> None:
+        """Start a server stopped by stop_server again, on the same port with the same data."""
+        assert self.tmpdir is not None
+        argv = [
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.tmpdir / "postgres.log"),
+            "-o",
+            self._server_options(),
+            "-w",
+            "start",
+        ]
+        env = dict(os.environ)
+        if self._run_as:
+            argv = ["setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--clear-groups", *argv]
+            env = self._run_as["env"]
+        setpriv = shutil.which("setpriv") if self._run_as else None
+        path = setpriv or argv[0]
+        out = os.open(str(self.tmpdir / "pg_ctl.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            pid = os.posix_spawn(
+                path,
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, out, 1),
+                    (os.POSIX_SPAWN_DUP2, out, 2),
+                ],
+            )
+        finally:
+            os.close(out)
+        deadline = time.monotonic() + timeout
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                raise PostgresError(f"pg_ctl start did not finish in {timeout}s")
+            time.sleep(0.02)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            output = (self.tmpdir / "pg_ctl.out").read_text(errors="replace")
+            raise PostgresError(f"pg_ctl start failed ({code}):\n{output}")
 
     def stop(self) -> None:
         if self.tmpdir is None:

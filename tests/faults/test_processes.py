@@ -1,0 +1,255 @@
+"""The real service binaries as child processes: SIGKILL, SIGTERM under load, no database."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import grpc
+import pytest
+
+from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs.platform.testing.processes import ServiceProcess
+from payment.v1 import payment_pb2, payment_pb2_grpc
+from services.authsvc import app as authapp
+from services.paymentsvc import app as payapp
+from tests.faults.system import (
+    USER_ENV_CHEAP_ARGON2,
+    Credentials,
+    auth_settings,
+    free_port,
+    payment_settings,
+)
+from user.v1 import user_pb2, user_pb2_grpc
+
+FAIL_FAST_S = 1.5
+
+
+def usersvc_process(
+    dsn: str, creds: Credentials, *, port: int, authsvc_port: int
+) -> ServiceProcess:
+    env = {
+        "DATABASE_URL": dsn,
+        "GRPC_PORT": str(port),
+        **USER_ENV_CHEAP_ARGON2,
+        **creds.env("usersvc", authsvc_port),
+    }
+    return ServiceProcess("usersvc", env)
+
+
+async def test_startup_without_database_retries_then_exits_nonzero() -> None:
+    proc = ServiceProcess(
+        "usersvc", {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nope"}
+    ).start()
+    try:
+        start = time.monotonic()
+        code = await asyncio.to_thread(proc.wait, 30)
+        took = time.monotonic() - start
+    finally:
+        proc.kill()
+    assert code == 1
+    retries = [r for r in proc.records if r.get("msg") == "database connection failed, retrying"]
+    assert [r["attempt"] for r in retries] == [1, 2, 3, 4, 5]
+    assert all("retry_in_s" in r and "Connect" in r["error"] for r in retries)
+    final = [r for r in proc.records if r.get("level") == "ERROR"]
+    assert any(r["msg"].startswith("cannot start: could not connect") for r in final), final
+    # Bounded: 5 backoffs of at most 0.25, 0.5, 1, 2, 4 s plus interpreter start-up.
+    assert took < 20
+
+
+@pytest.fixture
+async def users_process(new_database, creds: Credentials) -> AsyncIterator[tuple]:
+    dsn = await new_database()
+    port, authsvc_port = free_port(), free_port()
+    proc = usersvc_process(dsn, creds, port=port, authsvc_port=authsvc_port).start()
+    try:
+        await asyncio.to_thread(proc.wait_serving)
+        yield proc, dsn, port, authsvc_port
+    finally:
+        proc.kill()
+
+
+async def timed(coro) -> tuple[grpc.StatusCode, float]:
+    start = time.monotonic()
+    try:
+        await coro
+        code = grpc.StatusCode.OK
+    except grpc.aio.AioRpcError as exc:
+        code = exc.code()
+    return code, time.monotonic() - start
+
+
+async def test_killed_usersvc_fails_fast_and_recovers(users_process, new_database, creds) -> None:
+    proc, users_dsn, users_port, authsvc_port = users_process
+    pay = await payapp.start(
+        payment_settings(
+            await new_database(), creds, users_port=users_port, authsvc_port=authsvc_port
+        )
+    )
+    auth = await authapp.start(
+        auth_settings(await new_database(), creds, users_port=users_port, port=authsvc_port)
+    )
+    restarted: ServiceProcess | None = None
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{users_port}") as uch,
+            grpc.aio.insecure_channel(f"127.0.0.1:{pay.port}") as pch,
+            grpc.aio.insecure_channel(f"127.0.0.1:{auth.port}") as ach,
+        ):
+            user = await user_pb2_grpc.UserServiceStub(uch).CreateUser(
+                user_pb2.CreateUserRequest(email="kill@example.com", password="correct horse")
+            )
+            payments = payment_pb2_grpc.PaymentServiceStub(pch)
+            logins = auth_pb2_grpc.AuthServiceStub(ach)
+
+            def pay_call(key: str):
+                return payments.CreatePayment(
+                    payment_pb2.CreatePaymentRequest(
+                        user_id=user.user_id, amount=5, idempotency_key=key
+                    ),
+                    timeout=5,
+                    metadata=creds.metadata("paymentsvc"),
+                )
+
+            def login_call():
+                return logins.Login(
+                    auth_pb2.LoginRequest(email="kill@example.com", password="correct horse"),
+                    timeout=5,
+                )
+
+            assert (await timed(pay_call("before")))[0] == grpc.StatusCode.OK
+            assert (await timed(login_call()))[0] == grpc.StatusCode.OK
+
+            proc.send(signal.SIGKILL)
+            await asyncio.to_thread(proc.wait, 10)
+            for i in range(3):
+                for code, took in (await timed(pay_call(f"down-{i}")), await timed(login_call())):
+                    assert code == grpc.StatusCode.UNAVAILABLE
+                    assert took < FAIL_FAST_S, f"call took {took:.2f}s while usersvc was down"
+                    print(f"usersvc down: {code.name} in {took:.3f}s")
+
+            restarted = usersvc_process(
+                users_dsn, creds, port=users_port, authsvc_port=authsvc_port
+            ).start()
+            await asyncio.to_thread(restarted.wait_serving)
+            start = time.monotonic()
+            while True:
+                pay_code, _ = await timed(pay_call("after"))
+                login_code, _ = await timed(login_call())
+                if pay_code == login_code == grpc.StatusCode.OK:
+                    break
+                assert time.monotonic() - start < 10, (pay_code, login_code)
+                await asyncio.sleep(0.2)
+    finally:
+        if restarted is not None:
+            restarted.kill()
+        await auth.stop(0)
+        await pay.stop(0)
+
+
+class SlowUsers(user_pb2_grpc.UserServiceServicer):
+    """usersvc stand-in whose GetUser takes a while, so SIGTERM lands on calls in flight."""
+
+    def __init__(self, user_id: str, delay: float) -> None:
+        self.user_id = user_id
+        self.delay = delay
+
+    async def GetUser(self, request, context):
+        await asyncio.sleep(self.delay)
+        if request.user_id != self.user_id:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such user")
+        return user_pb2.GetUserResponse(user_id=request.user_id, email="x@example.com")
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
+async def test_sigterm_under_load_drains_and_loses_nothing(new_database, creds) -> None:
+    grace = 3.0
+    user_id = str(uuid.uuid4())
+    users = grpc.aio.server()
+    user_pb2_grpc.add_UserServiceServicer_to_server(SlowUsers(user_id, delay=0.3), users)
+    users_port = users.add_insecure_port("127.0.0.1:0")
+    await users.start()
+    dsn = await new_database()
+    proc = ServiceProcess(
+        "paymentsvc",
+        {
+            "DATABASE_URL": dsn,
+            "GRPC_PORT": "0",
+            "USERSVC_ADDR": f"127.0.0.1:{users_port}",
+            "SHUTDOWN_GRACE_SECONDS": str(grace),
+            **creds.env("paymentsvc", free_port()),
+        },
+    ).start()
+    acked: dict[str, str] = {}
+    acked_after_sigterm: list[str] = []
+    sigterm_at: float | None = None
+    stop_load = asyncio.Event()
+    enough = asyncio.Event()  # set once 16 payments are acknowledged
+    try:
+        port = await asyncio.to_thread(proc.wait_serving)
+        metrics_port = await asyncio.to_thread(proc.metrics_port)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = payment_pb2_grpc.PaymentServiceStub(channel)
+
+            async def worker(n: int) -> None:
+                i = 0
+                while not stop_load.is_set():
+                    key = f"w{n}-{i}"
+                    i += 1
+                    try:
+                        resp = await stub.CreatePayment(
+                            payment_pb2.CreatePaymentRequest(
+                                user_id=user_id, amount=7, idempotency_key=key
+                            ),
+                            timeout=5,
+                            metadata=creds.metadata("paymentsvc"),
+                        )
+                    except grpc.aio.AioRpcError:
+                        await asyncio.sleep(0.05)  # refused after SIGTERM: keep knocking
+                        continue
+                    acked[key] = resp.payment_id
+                    if len(acked) >= 16:
+                        enough.set()
+                    if sigterm_at is not None:
+                        acked_after_sigterm.append(key)
+
+            workers = [asyncio.create_task(worker(n)) for n in range(8)]
+            await enough.wait()
+            body = await asyncio.to_thread(scrape, metrics_port)
+            assert 'grpc_code="OK",grpc_method="/payment.v1.PaymentService/CreatePayment"' in body
+            sigterm_at = time.monotonic()
+            proc.send(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, grace + 10)
+            exited_after = time.monotonic() - sigterm_at
+            stop_load.set()
+            await asyncio.gather(*workers)
+    finally:
+        proc.kill()
+        await users.stop(0)
+
+    print(
+        f"sigterm: exit {code} after {exited_after:.3f}s (grace {grace}s), {len(acked)} acked, "
+        f"{len(acked_after_sigterm)} completed after SIGTERM"
+    )
+    assert code == 0, "".join(proc.raw[-20:])
+    assert exited_after < grace + 2, f"exit took {exited_after:.2f}s with a {grace}s grace"
+    assert "shutdown requested, draining" in proc.messages()
+    # Calls that were in flight at SIGTERM finished instead of being cut off.
+    assert acked_after_sigterm, "no call in flight at SIGTERM was completed"
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT idempotency_key, id::text AS id FROM payments")
+    finally:
+        await conn.close()
+    stored = {r["idempotency_key"]: r["id"] for r in rows}
+    missing = {k for k, pid in acked.items() if stored.get(k) != pid}
+    assert not missing, f"acknowledged payments lost: {sorted(missing)}"
