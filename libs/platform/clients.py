@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
+from libs.platform import deadlines
 from libs.platform.errors import Unavailable
 from libs.platform.interceptors import REQUEST_ID_HEADER
 from libs.platform.logs import request_id_var
+from libs.platform.tls import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
+from libs.platform.tracing import ClientTracingInterceptor
 
 Resp = TypeVar("Resp")
 
@@ -24,8 +27,20 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-def open_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address)
+def open_channel(
+    address: str,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> grpc.aio.Channel:
+    # gRPC's default reconnect backoff grows to 120 s; within a cluster a restarted peer
+    # should be found again within seconds.
+    options = (*message_size_options(max_message_bytes), ("grpc.max_reconnect_backoff_ms", 2000))
+    interceptors = [ClientTracingInterceptor(), *interceptors]
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
 
 
 async def call(
@@ -35,18 +50,25 @@ async def call(
     dependency: str,
     deadline: float,
 ) -> Resp:
-    """Call a unary method with a deadline (seconds), forwarding the request id.
+    """Call a unary method, forwarding the request id and the caller's deadline.
 
-    UNAVAILABLE / DEADLINE_EXCEEDED from the dependency become platform Unavailable; any
-    other status is re-raised as grpc.aio.AioRpcError for the caller to interpret.
+    The timeout is `deadline` (seconds) cut to what the incoming call has left. Running out
+    of the caller's time gives DeadlineExceeded; UNAVAILABLE / DEADLINE_EXCEEDED otherwise
+    become platform Unavailable; any other status is re-raised as grpc.aio.AioRpcError for
+    the caller to interpret.
     """
+    timeout = deadlines.budget(deadline)
     metadata = []
     rid = request_id_var.get()
     if rid:
         metadata.append((REQUEST_ID_HEADER, rid))
     try:
-        return await method(request, timeout=deadline, metadata=metadata)
+        return await method(request, timeout=timeout, metadata=metadata)
     except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadlines.expired():
+            raise deadlines.DeadlineExceeded(
+                f"deadline exceeded while waiting for {dependency}"
+            ) from exc
         if exc.code() in _UNAVAILABLE_CODES:
             raise Unavailable(
                 f"{dependency} is unavailable ({exc.code().name}); retry later"

@@ -7,11 +7,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from libs.platform.health import LIVENESS_SERVICE, ReadinessWatcher, pool_check
 from libs.platform.interceptors import ObservabilityInterceptor
+from libs.platform.metrics import Metrics
+from libs.platform.tls import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
+from libs.platform.tracing import ServerTracingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +29,39 @@ class ServiceRegistration:
 
 
 class GrpcServer:
-    def __init__(self, server: grpc.aio.Server, health_servicer: Any, port: int) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health_servicer: Any,
+        port: int,
+        metrics: Metrics | None = None,
+        names: Sequence[str] = (),
+    ) -> None:
         self._server = server
         self._health = health_servicer
         self.port = port
+        self.metrics = metrics or Metrics()
+        self._names = list(names)
+        self.readiness: ReadinessWatcher | None = None
+
+    def watch_database(
+        self, pool: asyncpg.Pool, *, interval: float = 1.0, timeout: float = 1.0
+    ) -> ReadinessWatcher:
+        """Report SERVING only while the pool answers; also export the pool's gauges."""
+        self.metrics.track_pool(pool)
+        self.readiness = ReadinessWatcher(
+            self._health,
+            self._names,
+            pool_check(pool, timeout),
+            interval=interval,
+            on_change=self.metrics.set_serving,
+        )
+        self.readiness.start()
+        return self.readiness
 
     async def stop(self, grace: float | None = 5.0) -> None:
+        if self.readiness is not None:
+            await self.readiness.stop()  # or it could flip health back to SERVING
         # Tell load balancers first so new traffic goes elsewhere during the grace period.
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
@@ -45,9 +77,18 @@ async def start_server(
     host: str = "[::]",
     port: int = 0,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> GrpcServer:
-    """Start serving; port 0 picks a free port. Returns the running server and bound port."""
-    server = grpc.aio.server(interceptors=[ObservabilityInterceptor(), *interceptors])
+    """Start serving; port 0 picks a free port. Returns the running server and bound port.
+
+    With `credentials` the port speaks TLS only; oversized messages get RESOURCE_EXHAUSTED.
+    """
+    metrics = Metrics()
+    server = grpc.aio.server(
+        interceptors=[ServerTracingInterceptor(), ObservabilityInterceptor(metrics), *interceptors],
+        options=message_size_options(max_message_bytes),
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for svc in services:
@@ -61,13 +102,17 @@ async def start_server(
         ],
         server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if credentials is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
     if bound == 0:
         raise OSError(f"could not bind gRPC server to {host}:{port}")
     await server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
     await health_servicer.set("", serving)
+    await health_servicer.set(LIVENESS_SERVICE, serving)
     for name in names:
         await health_servicer.set(name, serving)
     log.info("grpc server listening", extra={"host": host, "port": bound, "services": names})
-    return GrpcServer(server, health_servicer, bound)
+    return GrpcServer(server, health_servicer, bound, metrics, names)

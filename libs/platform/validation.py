@@ -23,7 +23,7 @@ def email(value: str, field: str = "email") -> str:
         raise InvalidArgument.field(field, "is required")
     if len(value) > MAX_EMAIL_LENGTH:
         raise InvalidArgument.field(field, f"must be at most {MAX_EMAIL_LENGTH} characters")
-    if not _EMAIL_RE.match(value):
+    if not _EMAIL_RE.match(value) or "\x00" in value:
         raise InvalidArgument.field(field, f"{value!r} is not a valid email address")
     return value
 
@@ -38,6 +38,13 @@ def uuid_str(value: str, field: str) -> str:
     return str(parsed)
 
 
+def no_nul(value: str, field: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps it from becoming INTERNAL.
+    if "\x00" in value:
+        raise InvalidArgument.field(field, "must not contain NUL characters")
+    return value
+
+
 def length(value: str, field: str, *, min_len: int = 0, max_len: int) -> str:
     if len(value) < min_len:
         if min_len == 1:
@@ -47,7 +54,7 @@ def length(value: str, field: str, *, min_len: int = 0, max_len: int) -> str:
         raise InvalidArgument.field(
             field, f"must be at most {max_len} characters (got {len(value)})"
         )
-    return value
+    return no_nul(value, field)
 
 
 DEFAULT_PAGE_SIZE = 20

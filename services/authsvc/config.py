@@ -3,21 +3,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.platform import config as c
+from libs.platform.auth import ServiceIdentitySettings
+from libs.platform.tls import TransportSettings
 
 
+# Transport (TLS_*, GRPC_MAX_MESSAGE_BYTES) and SERVICE_KEY_FILE come from the mixins.
 @dataclass(frozen=True)
-class Settings:
+class Settings(TransportSettings, ServiceIdentitySettings):
     database_url: str = c.database_url()
     grpc_port: int = c.grpc_port(50053)
     grpc_host: str = c.setting("[::]")
     log_level: str = c.log_level()
     db_pool_max_size: int = c.setting(10, min=1, max=200)
-    db_acquire_timeout_seconds: float = c.setting(5.0, min=0.1)
+    # Short: during a database outage callers get UNAVAILABLE fast instead of waiting.
+    db_acquire_timeout_seconds: float = c.setting(1.0, min=0.05)
     usersvc_addr: str = c.address("localhost:50051")
     usersvc_timeout_seconds: float = c.setting(2.0, min=0.05, max=60.0)
     # PEM Ed25519 private key; unset means an ephemeral key (development only).
     auth_signing_key_file: str | None = c.setting(None)
+    # Comma-separated PEM files (or directories of *.pem): retired keys that still verify.
+    auth_verification_key_files: str | None = c.setting(None)
     auth_issuer: str = c.setting("authsvc")
     auth_audience: str = c.setting("micro")
     access_token_ttl_seconds: int = c.setting(900, min=10, max=86400)
     refresh_token_ttl_seconds: int = c.setting(30 * 86400, min=60)
+    # Failed logins allowed per window before RESOURCE_EXHAUSTED, per account and per address.
+    login_max_failures_per_account: int = c.setting(5, min=1, max=10000)
+    login_max_failures_per_address: int = c.setting(50, min=1, max=100000)
+    login_throttle_window_seconds: int = c.setting(900, min=1, max=86400)

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform import clients
-from libs.platform.errors import Unauthenticated, Violations
+from libs.platform.auth import jwk_x
+from libs.platform.errors import Unauthenticated, Unavailable, Violations
 from libs.platform.protoutil import timestamp
+from services.authsvc.keys import KeyRing
 from services.authsvc.store import RefreshTokenStore, RotateOutcome
+from services.authsvc.throttle import (
+    Limit,
+    LoginThrottle,
+    abort_throttled,
+    email_scope,
+    peer_scope,
+)
 from services.authsvc.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from user.v1 import user_pb2, user_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = "invalid email or password"
 MAX_EMAIL = 254
@@ -34,6 +46,8 @@ def _refresh_token_arg(value: str) -> str:
         bad.add("refresh_token", "is required")
     elif len(value) > MAX_REFRESH_TOKEN:
         bad.add("refresh_token", f"must be at most {MAX_REFRESH_TOKEN} characters")
+    elif "\x00" in value:
+        bad.add("refresh_token", "must not contain NUL characters")
     bad.raise_if_any()
     return value
 
@@ -47,12 +61,20 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         *,
         users_timeout: float,
         refresh_ttl_seconds: int,
+        keys: KeyRing,
+        throttle: LoginThrottle,
+        max_failures_per_account: int,
+        max_failures_per_address: int,
     ) -> None:
         self._store = store
         self._users = users
         self._issuer = issuer
         self._users_timeout = users_timeout
         self._refresh_ttl = dt.timedelta(seconds=refresh_ttl_seconds)
+        self._keys = keys
+        self._throttle = throttle
+        self._max_account = max_failures_per_account
+        self._max_address = max_failures_per_address
 
     async def Login(  # noqa: N802 - gRPC method names
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
@@ -63,11 +85,18 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             bad.add("email", "is required")
         elif len(email) > MAX_EMAIL:
             bad.add("email", f"must be at most {MAX_EMAIL} characters")
+        elif "\x00" in email:
+            bad.add("email", "must not contain NUL characters")
         if not request.password:
             bad.add("password", "is required")
         elif len(request.password) > MAX_PASSWORD:
             bad.add("password", f"must be at most {MAX_PASSWORD} characters")
         bad.raise_if_any()
+        account, address = email_scope(email), peer_scope(context.peer())
+        limits = [Limit(account, self._max_account), Limit(address, self._max_address)]
+        retry_after = await self._throttle.retry_after(limits)
+        if retry_after is not None:
+            await abort_throttled(context, retry_after)
         try:
             verified = await clients.call(
                 self._users.VerifyCredentials,
@@ -76,9 +105,17 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 deadline=self._users_timeout,
             )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT or (
+                exc.code() == grpc.StatusCode.UNAUTHENTICATED and exc.details() == BAD_CREDENTIALS
+            ):
+                await self._throttle.record_failure([account, address])
                 raise Unauthenticated(BAD_CREDENTIALS) from None
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                # usersvc refused *us*: a deployment problem, not the caller's password.
+                log.error("usersvc refused authsvc's service token: %s", exc.details())
+                raise Unavailable("login is temporarily unavailable; retry later") from None
             raise
+        await self._throttle.clear(account)
         access = self._issuer.issue(verified.user_id)
         refresh = new_refresh_token()
         await self._store.create(
@@ -115,3 +152,15 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         # Revoking the whole family also kills any successor of an older token.
         await self._store.revoke_family_of(hash_refresh_token(token))
         return auth_pb2.LogoutResponse()
+
+    async def GetJwks(  # noqa: N802
+        self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.GetJwksResponse:
+        return auth_pb2.GetJwksResponse(
+            keys=[
+                auth_pb2.Jwk(
+                    kty="OKP", crv="Ed25519", x=jwk_x(key), kid=kid, alg="EdDSA", use="sig"
+                )
+                for kid, key in sorted(self._keys.public_keys().items())
+            ]
+        )

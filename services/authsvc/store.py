@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from libs.platform import db
+
 
 class RotateOutcome(enum.Enum):
     ROTATED = "rotated"
@@ -30,7 +32,7 @@ class RefreshTokenStore:
         self._timeout = acquire_timeout
 
     def _conn(self):
-        return self._pool.acquire(timeout=self._timeout)
+        return db.acquire(self._pool, self._timeout)
 
     async def create(
         self, token_hash: str, user_id: str, family_id: str | None, expires_at: dt.datetime
@@ -43,6 +45,7 @@ class RefreshTokenStore:
                 uuid.UUID(family_id) if family_id else uuid.uuid4(),
                 uuid.UUID(user_id),
                 expires_at,
+                timeout=db.query_timeout(),
             )
 
     async def rotate(
@@ -58,6 +61,7 @@ class RefreshTokenStore:
                 "SELECT family_id, user_id, expires_at, used_at, revoked_at, "
                 "clock_timestamp() AS now FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
                 old_hash,
+                timeout=db.query_timeout(),
             )
             if row is None:
                 return RotateResult(RotateOutcome.UNKNOWN)
@@ -68,6 +72,7 @@ class RefreshTokenStore:
                     "UPDATE refresh_tokens SET revoked_at = clock_timestamp() "
                     "WHERE family_id = $1 AND revoked_at IS NULL",
                     row["family_id"],
+                    timeout=db.query_timeout(),
                 )
                 return RotateResult(RotateOutcome.REUSED)
             if row["expires_at"] <= row["now"]:
@@ -75,6 +80,7 @@ class RefreshTokenStore:
             await conn.execute(
                 "UPDATE refresh_tokens SET used_at = clock_timestamp() WHERE token_hash = $1",
                 old_hash,
+                timeout=db.query_timeout(),
             )
             await conn.execute(
                 "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at) "
@@ -83,6 +89,7 @@ class RefreshTokenStore:
                 row["family_id"],
                 row["user_id"],
                 new_expires_at,
+                timeout=db.query_timeout(),
             )
             return RotateResult(RotateOutcome.ROTATED, str(row["user_id"]))
 
@@ -93,4 +100,5 @@ class RefreshTokenStore:
                 "WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) "
                 "AND revoked_at IS NULL",
                 token_hash,
+                timeout=db.query_timeout(),
             )

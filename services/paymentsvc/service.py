@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import grpc
 
 from libs.platform import clients
 from libs.platform import validation as v
-from libs.platform.errors import AlreadyExists, InvalidArgument, NotFound, Violations
+from libs.platform.auth import require_user_or_service
+from libs.platform.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    Violations,
+)
 from libs.platform.protoutil import timestamp
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.paymentsvc.currencies import ACTIVE_CURRENCIES
 from services.paymentsvc.store import NewPayment, PaymentRow, PaymentStore
 from user.v1 import user_pb2, user_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 MAX_AMOUNT = 1_000_000_000_000
 MAX_IDEMPOTENCY_KEY = 128
@@ -77,8 +87,12 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
             bad.add("currency", f"{req.currency[:16]!r} is not an active ISO 4217 currency code")
         if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
             bad.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
+        elif "\x00" in req.idempotency_key:
+            bad.add("idempotency_key", "must not contain NUL characters")
         if len(req.description) > MAX_DESCRIPTION:
             bad.add("description", f"must be at most {MAX_DESCRIPTION} characters")
+        elif "\x00" in req.description:
+            bad.add("description", "must not contain NUL characters")
         bad.raise_if_any()
         key = req.idempotency_key or None
         return NewPayment(
@@ -102,12 +116,17 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"user {user_id} does not exist") from None
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                # usersvc refused paymentsvc's own service token: a deployment problem.
+                log.error("usersvc refused paymentsvc's service token: %s", exc.details())
+                raise Unavailable("usersvc is unavailable to paymentsvc; retry later") from None
             raise
 
     async def CreatePayment(  # noqa: N802 - gRPC method names
         self, request: payment_pb2.CreatePaymentRequest, context: grpc.aio.ServicerContext
     ) -> payment_pb2.CreatePaymentResponse:
         new = self._validate_create(request)
+        require_user_or_service(new.user_id)
         await self._require_user(new.user_id)
         row, created = await self._store.create(new)
         if not created and row.request_hash != new.request_hash:
@@ -130,12 +149,14 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         row = await self._store.get(payment_id)
         if row is None:
             raise NotFound(f"payment {payment_id} does not exist")
+        require_user_or_service(row.user_id)
         return payment_pb2.GetPaymentResponse(payment=_payment_pb(row))
 
     async def ListPayments(  # noqa: N802
         self, request: payment_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
     ) -> payment_pb2.ListPaymentsResponse:
         user_id = v.uuid_str(request.user_id, "user_id")
+        require_user_or_service(user_id)
         size = v.page_size(request.page_size)
         before = None
         if request.page_token:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from libs.platform import db
+
 _COLUMNS = (
     "id, user_id, amount, currency, status, description, idempotency_key, request_hash, created_at"
 )
@@ -57,7 +59,7 @@ class PaymentStore:
         self._timeout = acquire_timeout
 
     def _conn(self):
-        return self._pool.acquire(timeout=self._timeout)
+        return db.acquire(self._pool, self._timeout)
 
     async def create(self, p: NewPayment) -> tuple[PaymentRow, bool]:
         """Insert, or return the existing row for (user_id, idempotency_key).
@@ -82,6 +84,7 @@ class PaymentStore:
                 "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
                 f"DO NOTHING RETURNING {_COLUMNS}",
                 *args,
+                timeout=db.query_timeout(),
             )
             if r is not None:
                 return _row(r), True
@@ -89,6 +92,7 @@ class PaymentStore:
                 f"SELECT {_COLUMNS} FROM payments WHERE user_id = $1 AND idempotency_key = $2",
                 uuid.UUID(p.user_id),
                 p.idempotency_key,
+                timeout=db.query_timeout(),
             )
         if existing is None:  # only possible if the row was deleted in between
             raise RuntimeError("idempotent insert conflicted but no row was found")
@@ -99,6 +103,7 @@ class PaymentStore:
             r = await conn.fetchrow(
                 f"SELECT {_COLUMNS} FROM payments WHERE id = $1",
                 uuid.UUID(payment_id),
+                timeout=db.query_timeout(),
             )
         return _row(r) if r else None
 
@@ -112,6 +117,7 @@ class PaymentStore:
                     "ORDER BY created_at DESC, id DESC LIMIT $2",
                     uuid.UUID(user_id),
                     limit,
+                    timeout=db.query_timeout(),
                 )
             else:
                 rows = await conn.fetch(
@@ -121,5 +127,6 @@ class PaymentStore:
                     before[0],
                     uuid.UUID(before[1]),
                     limit,
+                    timeout=db.query_timeout(),
                 )
         return [_row(r) for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from libs.platform import validation as v
+from libs.platform.auth import require_service, require_user_or_service
 from libs.platform.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
 from libs.platform.protoutil import timestamp
 from services.usersvc.passwords import Passwords
@@ -15,6 +16,8 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 128
 MAX_DISPLAY_NAME = 200
 BAD_CREDENTIALS = "invalid email or password"
+# A password oracle: only the login service may ask it.
+VERIFY_CREDENTIALS_CALLERS = frozenset({"authsvc"})
 
 
 def _password(value: str, field: str = "password") -> str:
@@ -85,7 +88,9 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def GetUser(  # noqa: N802
         self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.GetUserResponse:
-        row = await self._get(v.uuid_str(request.user_id, "user_id"))
+        user_id = v.uuid_str(request.user_id, "user_id")
+        require_user_or_service(user_id)
+        row = await self._get(user_id)
         return user_pb2.GetUserResponse(
             user_id=row.id,
             email=row.email,
@@ -105,6 +110,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
             (_display_name, request.display_name) if has("display_name") else (lambda: None,)
         )
         user_id, email, password, display_name = _collect(*checks)
+        require_user_or_service(user_id)
         password_hash = await self._passwords.hash(password) if password is not None else None
         row = await self._store.update(
             user_id, email=email, display_name=display_name, password_hash=password_hash
@@ -117,6 +123,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.DeleteUserResponse:
         user_id = v.uuid_str(request.user_id, "user_id")
+        require_user_or_service(user_id)
         if not await self._store.delete(user_id):
             raise NotFound(f"user {user_id} does not exist")
         return user_pb2.DeleteUserResponse(success=True)
@@ -124,6 +131,8 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def ListUsers(  # noqa: N802
         self, request: user_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.ListUsersResponse:
+        # Listing every account is an operator's job, done through a service identity.
+        require_service()
         size = v.page_size(request.page_size)
         after = None
         if request.page_token:
@@ -143,6 +152,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def VerifyCredentials(  # noqa: N802
         self, request: user_pb2.VerifyCredentialsRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.VerifyCredentialsResponse:
+        require_service(VERIFY_CREDENTIALS_CALLERS)
         email, password = _collect(
             (_required, request.email.strip(), "email", v.MAX_EMAIL_LENGTH),
             (_required, request.password, "password", MAX_PASSWORD),

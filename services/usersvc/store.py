@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from libs.platform import db
 from libs.platform.errors import AlreadyExists
 
 
@@ -44,7 +45,7 @@ class UserStore:
         self._timeout = acquire_timeout
 
     def _conn(self):
-        return self._pool.acquire(timeout=self._timeout)
+        return db.acquire(self._pool, self._timeout)
 
     async def create(self, email: str, display_name: str, password_hash: str) -> UserRow:
         async with self._conn() as conn:
@@ -56,6 +57,7 @@ class UserStore:
                     email,
                     display_name,
                     password_hash,
+                    timeout=db.query_timeout(),
                 )
             except asyncpg.UniqueViolationError:
                 raise _duplicate_email(email) from None
@@ -66,6 +68,7 @@ class UserStore:
             r = await conn.fetchrow(
                 f"SELECT {_COLUMNS} FROM users WHERE id = $1",
                 uuid.UUID(user_id),
+                timeout=db.query_timeout(),
             )
         return _row(r) if r else None
 
@@ -95,6 +98,7 @@ class UserStore:
                 r = await conn.fetchrow(
                     f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING {_COLUMNS}",
                     *args,
+                    timeout=db.query_timeout(),
                 )
             except asyncpg.UniqueViolationError:
                 raise _duplicate_email(email or "") from None
@@ -102,7 +106,9 @@ class UserStore:
 
     async def delete(self, user_id: str) -> bool:
         async with self._conn() as conn:
-            status = await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user_id))
+            status = await conn.execute(
+                "DELETE FROM users WHERE id = $1", uuid.UUID(user_id), timeout=db.query_timeout()
+            )
         return status == "DELETE 1"
 
     async def list(self, limit: int, after: tuple[dt.datetime, str] | None) -> list[UserRow]:
@@ -111,6 +117,7 @@ class UserStore:
                 rows = await conn.fetch(
                     f"SELECT {_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1",
                     limit,
+                    timeout=db.query_timeout(),
                 )
             else:
                 rows = await conn.fetch(
@@ -119,6 +126,7 @@ class UserStore:
                     after[0],
                     uuid.UUID(after[1]),
                     limit,
+                    timeout=db.query_timeout(),
                 )
         return [_row(r) for r in rows]
 
@@ -127,5 +135,6 @@ class UserStore:
             r = await conn.fetchrow(
                 "SELECT id, email, password_hash FROM users WHERE lower(email) = lower($1)",
                 email,
+                timeout=db.query_timeout(),
             )
         return Credentials(str(r["id"]), r["email"], r["password_hash"]) if r else None

@@ -1,7 +1,10 @@
 """microctl: talk to the running services over gRPC (generated stubs only, no service code).
 
 Addresses default to localhost:50051/2/3; override with --usersvc/--paymentsvc/--authsvc or
-MICRO_USERSVC_ADDR / MICRO_PAYMENTSVC_ADDR / MICRO_AUTHSVC_ADDR.
+MICRO_USERSVC_ADDR / MICRO_PAYMENTSVC_ADDR / MICRO_AUTHSVC_ADDR. Every call except
+create-user and login needs the access token that `login` prints: pass --token or set
+MICRO_TOKEN (`export MICRO_TOKEN=$(microctl login ... --token-only)`). With TLS on the
+services, pass --ca-file (MICRO_TLS_CA_FILE).
 """
 
 from __future__ import annotations
@@ -24,8 +27,24 @@ def _addr(args: argparse.Namespace, name: str) -> str:
     return getattr(args, name)
 
 
+def _channel(args: argparse.Namespace, name: str) -> grpc.Channel:
+    if args.ca_file:
+        with open(args.ca_file, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        return grpc.secure_channel(_addr(args, name), creds)
+    return grpc.insecure_channel(_addr(args, name))
+
+
+def _auth(args: argparse.Namespace) -> list[tuple[str, str]]:
+    if not args.token:
+        raise SystemExit(
+            "error: this command needs a token: run `login`, then pass --token or set MICRO_TOKEN"
+        )
+    return [("authorization", f"Bearer {args.token}")]
+
+
 def create_user(args: argparse.Namespace) -> Any:
-    with grpc.insecure_channel(_addr(args, "usersvc")) as ch:
+    with _channel(args, "usersvc") as ch:
         return user_pb2_grpc.UserServiceStub(ch).CreateUser(
             user_pb2.CreateUserRequest(
                 email=args.email, password=args.password, display_name=args.display_name
@@ -35,21 +54,26 @@ def create_user(args: argparse.Namespace) -> Any:
 
 
 def get_user(args: argparse.Namespace) -> Any:
-    with grpc.insecure_channel(_addr(args, "usersvc")) as ch:
+    with _channel(args, "usersvc") as ch:
         return user_pb2_grpc.UserServiceStub(ch).GetUser(
-            user_pb2.GetUserRequest(user_id=args.user_id), timeout=args.timeout
+            user_pb2.GetUserRequest(user_id=args.user_id),
+            timeout=args.timeout,
+            metadata=_auth(args),
         )
 
 
 def login(args: argparse.Namespace) -> Any:
-    with grpc.insecure_channel(_addr(args, "authsvc")) as ch:
-        return auth_pb2_grpc.AuthServiceStub(ch).Login(
+    with _channel(args, "authsvc") as ch:
+        resp = auth_pb2_grpc.AuthServiceStub(ch).Login(
             auth_pb2.LoginRequest(email=args.email, password=args.password), timeout=args.timeout
         )
+    if args.token_only:
+        return resp.token
+    return resp
 
 
 def create_payment(args: argparse.Namespace) -> Any:
-    with grpc.insecure_channel(_addr(args, "paymentsvc")) as ch:
+    with _channel(args, "paymentsvc") as ch:
         return payment_pb2_grpc.PaymentServiceStub(ch).CreatePayment(
             payment_pb2.CreatePaymentRequest(
                 user_id=args.user_id,
@@ -59,16 +83,18 @@ def create_payment(args: argparse.Namespace) -> Any:
                 description=args.description,
             ),
             timeout=args.timeout,
+            metadata=_auth(args),
         )
 
 
 def list_payments(args: argparse.Namespace) -> Any:
-    with grpc.insecure_channel(_addr(args, "paymentsvc")) as ch:
+    with _channel(args, "paymentsvc") as ch:
         return payment_pb2_grpc.PaymentServiceStub(ch).ListPayments(
             payment_pb2.ListPaymentsRequest(
                 user_id=args.user_id, page_size=args.page_size, page_token=args.page_token
             ),
             timeout=args.timeout,
+            metadata=_auth(args),
         )
 
 
@@ -79,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paymentsvc", default=env("MICRO_PAYMENTSVC_ADDR", "localhost:50052"))
     p.add_argument("--authsvc", default=env("MICRO_AUTHSVC_ADDR", "localhost:50053"))
     p.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
+    p.add_argument(
+        "--token", default=env("MICRO_TOKEN", ""), help="access token from `login` (MICRO_TOKEN)"
+    )
+    p.add_argument(
+        "--ca-file", default=env("MICRO_TLS_CA_FILE", ""), help="CA to trust: turns TLS on"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def cmd(name: str, fn: Callable[[argparse.Namespace], Any], help_: str):
@@ -95,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("login", login, "get an access and refresh token")
     sp.add_argument("--email", required=True)
     sp.add_argument("--password", required=True)
+    sp.add_argument("--token-only", action="store_true", help="print only the access token")
     sp = cmd("create-payment", create_payment, "record a payment")
     sp.add_argument("--user-id", required=True)
     sp.add_argument("--amount", type=int, required=True, help="minor units, e.g. cents")
@@ -115,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     except grpc.RpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
         return 1
-    print(json_format.MessageToJson(resp, preserving_proto_field_name=True))
+    if isinstance(resp, str):
+        print(resp)
+    else:
+        print(json_format.MessageToJson(resp, preserving_proto_field_name=True))
     return 0
 
 

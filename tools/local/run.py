@@ -4,6 +4,10 @@
 
 Ctrl-C / SIGTERM stops every child and the cluster. Service code is never imported: the
 services run as separate processes, exactly as deployed.
+
+Auth is on, as in production: fresh development keys are generated at start in a temporary
+directory (authsvc's token signing key; a service key each for authsvc and paymentsvc,
+whose public halves usersvc trusts) and removed on exit.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.platform.testing.postgres import PostgresCluster, create_database
@@ -28,6 +35,42 @@ SERVICES = (
     ("paymentsvc", "payments_db", 50052),
     ("authsvc", "auth_db", 50053),
 )
+
+
+# Services that call other services, and so sign service tokens with their own key.
+CALLERS = ("authsvc", "paymentsvc")
+
+
+def dev_keys(directory: Path) -> dict[str, dict[str, str]]:
+    """Generate throwaway keys; return the extra environment of each service."""
+
+    def write_private(path: Path) -> Ed25519PrivateKey:
+        key = Ed25519PrivateKey.generate()
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        path.chmod(0o600)
+        return key
+
+    trusted = directory / "trusted"
+    trusted.mkdir()
+    env: dict[str, dict[str, str]] = {name: {} for name, _, _ in SERVICES}
+    for name in CALLERS:
+        key = write_private(directory / f"{name}.key")
+        (trusted / f"{name}.pem").write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        env[name]["SERVICE_KEY_FILE"] = str(directory / f"{name}.key")
+    write_private(directory / "signing.key")
+    env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(directory / "signing.key")
+    env["usersvc"]["TRUSTED_SERVICE_KEYS"] = str(trusted)
+    return env
 
 
 def _command(path: str) -> list[str]:
@@ -83,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     procs: list[subprocess.Popen[bytes]] = []
-    with PostgresCluster() as cluster:
+    with PostgresCluster() as cluster, tempfile.TemporaryDirectory(prefix="micro-keys-") as kd:
         try:
+            keys_env = dev_keys(Path(kd))
             urls = {
                 db: asyncio.run(create_database(cluster.admin_dsn, db)) for _, db, _ in SERVICES
             }
@@ -94,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
                     **os.environ,
                     "DATABASE_URL": urls[db],
                     "GRPC_PORT": str(port),
+                    # One metrics port each (9091..9093): the default 9090 would collide.
+                    "METRICS_PORT": str(port - 50051 + 9091),
                     "LOG_LEVEL": args.log_level,
                     "USERSVC_ADDR": users_addr,
+                    "AUTHSVC_ADDR": "127.0.0.1:50053",
+                    **keys_env[name],
                 }
                 procs.append(subprocess.Popen(_command(getattr(args, name)), env=env))  # noqa: S603
             for (_name, _, port), proc in zip(SERVICES, procs, strict=True):
@@ -103,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\nlocal system is up (Ctrl-C to stop):", flush=True)
             for name, db, port in SERVICES:
                 print(f"  {name:<11} localhost:{port}  db={db}", flush=True)
-            print(f"  postgres    {cluster.admin_dsn}\n", flush=True)
+            print(f"  postgres    {cluster.admin_dsn}", flush=True)
+            print(f"  dev keys    {kd} (deleted on exit)\n", flush=True)
             while not stop:
                 for (name, _, _), proc in zip(SERVICES, procs, strict=True):
                     if proc.poll() is not None:

@@ -255,6 +255,11 @@ def test_services_expose_grpc_and_metrics_with_grpc_probes(rendered, overlay):
         assert ports == {"grpc": spec["port"], "metrics": 9090}, svc
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert c[probe]["grpc"]["port"] == spec["port"], f"{svc} {probe}"
+        # Readiness follows the database (""), liveness must not, or a DB outage restarts
+        # every pod; "liveness" is SERVING while the process runs.
+        assert c["readinessProbe"]["grpc"].get("service", "") == "", svc
+        assert c["livenessProbe"]["grpc"]["service"] == "liveness", svc
+        assert c["startupProbe"]["grpc"]["service"] == "liveness", svc
         env = env_map(c)
         assert env["GRPC_PORT"]["value"] == str(spec["port"])
         assert env["METRICS_PORT"]["value"] == "9090"

@@ -14,6 +14,7 @@ from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     new_database,
     pg_admin_dsn,
 )
+from libs.platform.testing.security import ServiceKeys, report_hostile
 from services.authsvc import app
 from services.authsvc.config import Settings
 from user.v1 import user_pb2, user_pb2_grpc
@@ -28,6 +29,7 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
     """Stands in for usersvc: email -> (user_id, password)."""
 
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    authorizations: list[str] = field(default_factory=list)
 
     def add(self, email: str, password: str) -> str:
         user_id = str(uuid.uuid4())
@@ -35,6 +37,7 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         return user_id
 
     async def VerifyCredentials(self, request, context):
+        self.authorizations.append(dict(context.invocation_metadata()).get("authorization", ""))
         found = self.accounts.get(request.email)
         if found is None or found[1] != request.password:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid email or password")
@@ -57,20 +60,28 @@ def users(fake_users: tuple[FakeUsers, int]) -> FakeUsers:
     return fake_users[0]
 
 
+@pytest.fixture(scope="session")
+def service_key_file(tmp_path_factory) -> str:
+    keys = ServiceKeys(tmp_path_factory.mktemp("service-keys"))
+    return str(keys.add("authsvc"))
+
+
 def make_settings(database_url: str, users_port: int, **kw: object) -> Settings:
-    return Settings(
-        database_url=database_url,
-        grpc_port=0,
-        grpc_host="127.0.0.1",
-        usersvc_addr=f"127.0.0.1:{users_port}",
-        usersvc_timeout_seconds=0.5,
-        **kw,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "grpc_port": 0,
+        "grpc_host": "127.0.0.1",
+        "usersvc_addr": f"127.0.0.1:{users_port}",
+        "usersvc_timeout_seconds": 0.5,
+    }
+    return Settings(**{**values, **kw})  # type: ignore[arg-type]
 
 
 @pytest.fixture
-async def authsvc(database_url: str, fake_users) -> AsyncIterator[app.AuthApp]:
-    running = await app.start(make_settings(database_url, fake_users[1]))
+async def authsvc(database_url: str, fake_users, service_key_file) -> AsyncIterator[app.AuthApp]:
+    running = await app.start(
+        make_settings(database_url, fake_users[1], service_key_file=service_key_file)
+    )
     yield running
     await running.stop(0)
 
@@ -79,3 +90,7 @@ async def authsvc(database_url: str, fake_users) -> AsyncIterator[app.AuthApp]:
 async def stub(authsvc: app.AuthApp) -> AsyncIterator[auth_pb2_grpc.AuthServiceStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{authsvc.port}") as channel:
         yield auth_pb2_grpc.AuthServiceStub(channel)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    report_hostile(terminalreporter)

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
+from libs.platform.auth import BearerClientInterceptor, ServiceTokenSigner
 from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     database_url,
     enable_asyncio_auto_mode,
     new_database,
     pg_admin_dsn,
 )
+from libs.platform.testing.security import FakeJwksServer, ServiceKeys, report_hostile
 from payment.v1 import payment_pb2_grpc
 from services.paymentsvc import app
 from services.paymentsvc.config import Settings
@@ -31,6 +33,8 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
     known: set[str] = field(default_factory=set)
     delay: float = 0.0
     calls: int = 0
+    # The authorization metadata of each call, to check paymentsvc sends its service token.
+    authorizations: list[str] = field(default_factory=list)
 
     def add(self) -> str:
         user_id = str(uuid.uuid4())
@@ -39,6 +43,7 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
 
     async def GetUser(self, request, context):
         self.calls += 1
+        self.authorizations.append(dict(context.invocation_metadata()).get("authorization", ""))
         if self.delay:
             await asyncio.sleep(self.delay)
         if request.user_id not in self.known:
@@ -63,20 +68,63 @@ def users(fake_users: tuple[FakeUsers, int]) -> FakeUsers:
 
 
 @pytest.fixture
-async def paymentsvc(database_url: str, fake_users) -> AsyncIterator[app.PaymentApp]:
-    settings = Settings(
+async def jwks() -> AsyncIterator[FakeJwksServer]:
+    server = FakeJwksServer()
+    server.rotate()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def service_keys(tmp_path) -> ServiceKeys:
+    keys = ServiceKeys(tmp_path)
+    keys.add("paymentsvc", trusted=False)  # its own key: usersvc trusts it, not paymentsvc
+    keys.add("opsctl")  # an operator tool: a service identity that paymentsvc trusts
+    return keys
+
+
+def make_settings(database_url: str, users_port: int, jwks_port: int, keys: ServiceKeys):
+    return Settings(
         database_url=database_url,
         grpc_port=0,
         grpc_host="127.0.0.1",
-        usersvc_addr=f"127.0.0.1:{fake_users[1]}",
+        usersvc_addr=f"127.0.0.1:{users_port}",
         usersvc_timeout_seconds=0.5,
+        authsvc_addr=f"127.0.0.1:{jwks_port}",
+        service_key_file=keys.key_file("paymentsvc"),
+        trusted_service_keys=str(keys.trusted_dir),
+        jwks_min_refresh_seconds=0.0,
     )
-    running = await app.start(settings)
+
+
+@pytest.fixture
+async def paymentsvc(
+    database_url: str, fake_users, jwks, service_keys
+) -> AsyncIterator[app.PaymentApp]:
+    running = await app.start(make_settings(database_url, fake_users[1], jwks.port, service_keys))
     yield running
     await running.stop(0)
 
 
 @pytest.fixture
-async def stub(paymentsvc: app.PaymentApp) -> AsyncIterator[payment_pb2_grpc.PaymentServiceStub]:
+async def stub(
+    paymentsvc: app.PaymentApp, service_keys
+) -> AsyncIterator[payment_pb2_grpc.PaymentServiceStub]:
+    """Calls as the trusted `opsctl` service, which may act for any user."""
+    signer = ServiceTokenSigner("opsctl", service_keys.private["opsctl"])
+    async with grpc.aio.insecure_channel(
+        f"127.0.0.1:{paymentsvc.port}",
+        interceptors=[BearerClientInterceptor(signer, "paymentsvc")],
+    ) as channel:
+        yield payment_pb2_grpc.PaymentServiceStub(channel)
+
+
+@pytest.fixture
+async def anon(paymentsvc: app.PaymentApp) -> AsyncIterator[payment_pb2_grpc.PaymentServiceStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{paymentsvc.port}") as channel:
         yield payment_pb2_grpc.PaymentServiceStub(channel)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    report_hostile(terminalreporter)

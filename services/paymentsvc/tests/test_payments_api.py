@@ -190,30 +190,27 @@ async def test_usersvc_timeout_is_unavailable(stub, users, paymentsvc) -> None:
     assert await row_count(paymentsvc) == 0
 
 
-async def test_usersvc_down_is_unavailable(database_url, users) -> None:
+async def test_usersvc_down_is_unavailable(database_url, users, jwks, service_keys) -> None:
     import socket
 
+    from libs.platform.testing.security import bearer
     from services.paymentsvc import app
-    from services.paymentsvc.config import Settings
+
+    from .conftest import make_settings
 
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    running = await app.start(
-        Settings(
-            database_url=database_url,
-            grpc_port=0,
-            grpc_host="127.0.0.1",
-            usersvc_addr=f"127.0.0.1:{dead}",
-            usersvc_timeout_seconds=0.5,
-        )
-    )
+    running = await app.start(make_settings(database_url, dead, jwks.port, service_keys))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
             from payment.v1 import payment_pb2_grpc
 
+            uid = users.add()
             err = await expect_error(
-                payment_pb2_grpc.PaymentServiceStub(ch).CreatePayment(req(users.add())),
+                payment_pb2_grpc.PaymentServiceStub(ch).CreatePayment(
+                    req(uid), metadata=bearer(jwks.mint(uid))
+                ),
                 grpc.StatusCode.UNAVAILABLE,
             )
             assert "usersvc is unavailable" in err.details()

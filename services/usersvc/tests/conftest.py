@@ -5,12 +5,14 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from libs.platform.auth import BearerClientInterceptor, ServiceTokenSigner
 from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     database_url,
     enable_asyncio_auto_mode,
     new_database,
     pg_admin_dsn,
 )
+from libs.platform.testing.security import FakeJwksServer, ServiceKeys, report_hostile
 from services.usersvc import app
 from services.usersvc.config import Settings
 from user.v1 import user_pb2_grpc
@@ -20,26 +22,64 @@ def pytest_configure(config: pytest.Config) -> None:
     enable_asyncio_auto_mode(config)
 
 
-def make_settings(database_url: str) -> Settings:
+def make_settings(database_url: str, jwks_port: int, trusted: str, **kw: object) -> Settings:
     # Cheap argon2 parameters keep the suite fast; production uses argon2-cffi defaults.
-    return Settings(
-        database_url=database_url,
-        grpc_port=0,
-        grpc_host="127.0.0.1",
-        argon2_time_cost=1,
-        argon2_memory_kib=1024,
-        argon2_parallelism=1,
-    )
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "grpc_port": 0,
+        "grpc_host": "127.0.0.1",
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
+        "argon2_parallelism": 1,
+        "authsvc_addr": f"127.0.0.1:{jwks_port}",
+        "trusted_service_keys": trusted,
+        "jwks_min_refresh_seconds": 0.0,
+    }
+    return Settings(**{**values, **kw})  # type: ignore[arg-type]
 
 
 @pytest.fixture
-async def usersvc(database_url: str) -> AsyncIterator[app.UserApp]:
-    running = await app.start(make_settings(database_url))
+async def jwks() -> AsyncIterator[FakeJwksServer]:
+    server = FakeJwksServer()
+    server.rotate()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def service_keys(tmp_path) -> ServiceKeys:
+    keys = ServiceKeys(tmp_path)
+    keys.add("authsvc")
+    keys.add("paymentsvc")
+    keys.add("rogue", trusted=False)
+    return keys
+
+
+@pytest.fixture
+async def usersvc(database_url: str, jwks, service_keys) -> AsyncIterator[app.UserApp]:
+    settings = make_settings(database_url, jwks.port, str(service_keys.trusted_dir))
+    running = await app.start(settings)
     yield running
     await running.stop(0)
 
 
 @pytest.fixture
-async def stub(usersvc: app.UserApp) -> AsyncIterator[user_pb2_grpc.UserServiceStub]:
+async def stub(usersvc: app.UserApp, service_keys) -> AsyncIterator[user_pb2_grpc.UserServiceStub]:
+    """Calls as the authsvc service, which may use every method (VerifyCredentials too)."""
+    signer = ServiceTokenSigner("authsvc", service_keys.private["authsvc"])
+    async with grpc.aio.insecure_channel(
+        f"127.0.0.1:{usersvc.port}", interceptors=[BearerClientInterceptor(signer, "usersvc")]
+    ) as channel:
+        yield user_pb2_grpc.UserServiceStub(channel)
+
+
+@pytest.fixture
+async def anon(usersvc: app.UserApp) -> AsyncIterator[user_pb2_grpc.UserServiceStub]:
+    """No credentials: pass metadata per call to act as a particular user."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{usersvc.port}") as channel:
         yield user_pb2_grpc.UserServiceStub(channel)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    report_hostile(terminalreporter)
