@@ -30,10 +30,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from libs.platform.testing.postgres import PostgresCluster, create_database
 
 SERVICES = (
-    # name, database, port
-    ("usersvc", "users_db", 50051),
-    ("paymentsvc", "payments_db", 50052),
-    ("authsvc", "auth_db", 50053),
+    # name, database, port offset from --base-port
+    ("usersvc", "users_db", 0),
+    ("paymentsvc", "payments_db", 1),
+    ("authsvc", "auth_db", 2),
 )
 
 
@@ -114,7 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     for name, _, _ in SERVICES:
         parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--base-port", type=int, default=50051, help="gRPC port of usersvc; the others follow"
+    )
+    parser.add_argument(
+        "--metrics-base-port",
+        type=int,
+        default=9091,
+        help="metrics port of usersvc; the others follow (0: any free port)",
+    )
     args = parser.parse_args(argv)
+    ports = {name: args.base_port + offset for name, _, offset in SERVICES}
+
+    def metrics_port(offset: int) -> int:
+        return args.metrics_base_port + offset if args.metrics_base_port else 0
 
     stop = False
 
@@ -132,25 +145,24 @@ def main(argv: list[str] | None = None) -> int:
             urls = {
                 db: asyncio.run(create_database(cluster.admin_dsn, db)) for _, db, _ in SERVICES
             }
-            users_addr = "127.0.0.1:50051"
-            for name, db, port in SERVICES:
+            for name, db, offset in SERVICES:
                 env = {
                     **os.environ,
                     "DATABASE_URL": urls[db],
-                    "GRPC_PORT": str(port),
-                    # One metrics port each (9091..9093): the default 9090 would collide.
-                    "METRICS_PORT": str(port - 50051 + 9091),
+                    "GRPC_PORT": str(ports[name]),
+                    # One metrics port each: the default 9090 would collide.
+                    "METRICS_PORT": str(metrics_port(offset)),
                     "LOG_LEVEL": args.log_level,
-                    "USERSVC_ADDR": users_addr,
-                    "AUTHSVC_ADDR": "127.0.0.1:50053",
+                    "USERSVC_ADDR": f"127.0.0.1:{ports['usersvc']}",
+                    "AUTHSVC_ADDR": f"127.0.0.1:{ports['authsvc']}",
                     **keys_env[name],
                 }
                 procs.append(subprocess.Popen(_command(getattr(args, name)), env=env))  # noqa: S603
-            for (_name, _, port), proc in zip(SERVICES, procs, strict=True):
-                wait_healthy(f"127.0.0.1:{port}", proc)
+            for (name, _, _), proc in zip(SERVICES, procs, strict=True):
+                wait_healthy(f"127.0.0.1:{ports[name]}", proc)
             print("\nlocal system is up (Ctrl-C to stop):", flush=True)
-            for name, db, port in SERVICES:
-                print(f"  {name:<11} localhost:{port}  db={db}", flush=True)
+            for name, db, _ in SERVICES:
+                print(f"  {name:<11} localhost:{ports[name]}  db={db}", flush=True)
             print(f"  postgres    {cluster.admin_dsn}", flush=True)
             print(f"  dev keys    {kd} (deleted on exit)\n", flush=True)
             while not stop:

@@ -20,6 +20,11 @@ def py_pytest_test(name, srcs, deps = [], data = [], args = [], **kwargs):
         main = Label("//tools/pytest:pytest_main.py"),
         args = args + ["$(rootpath %s)" % src for src in srcs if not src.endswith("conftest.py")],
         data = data + [Label("//:pytest.ini")],
-        deps = deps + [requirement("pytest")],
+        # Every test target gets the same pytest plugins, so pytest.ini means the same
+        # everywhere (asyncio_mode = auto).
+        deps = deps + [
+            requirement("pytest"),
+            requirement("pytest-asyncio"),
+        ],
         **kwargs
     )
