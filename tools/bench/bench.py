@@ -1,0 +1,453 @@
+"""Runtime benchmark: calls/s and latency of GetUser, CreatePayment and Login, against the
+empty-handler and pgbench ceilings; writes the runtime section of BENCHMARKS.md.
+
+    tools/bazel run //tools/bench:bench [-- --duration 3 --concurrency 1,8,32,64 --py-spy PATH]
+
+Everything runs on loopback: a throwaway PostgreSQL, the three service binaries, a bench-only
+empty server, and the load from separate client processes (tools/bench/load.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from auth.v1 import auth_pb2, auth_pb2_grpc
+from tools.bench import profile
+from tools.bench.load import LoadGenerator, PointResult
+from tools.bench.pgbench import run_pgbench
+from tools.bench.sections import replace_section
+from tools.bench.system import DATABASES, System, cpu_seconds
+from user.v1 import user_pb2, user_pb2_grpc
+
+EMAIL = "bench@example.com"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway local user
+GOAL_GETUSER = 0.60
+GOAL_CREATEPAYMENT = 0.50
+GOAL_P99_MS = 20.0
+
+
+@dataclass(frozen=True)
+class Row:
+    series: str  # e.g. "GetUser", "empty handler", "pgbench SELECT"
+    workers: int
+    concurrency: int
+    result: PointResult
+    server_cpu: float | None  # CPU cores the server processes used on average
+
+
+@dataclass
+class Run:
+    rows: list[Row] = field(default_factory=list)
+    profiles: list[profile.Profile | str] = field(default_factory=list)
+    auth_enforced: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def series(self, name: str, workers: int = 1) -> list[Row]:
+        return [r for r in self.rows if r.series == name and r.workers == workers]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("usersvc", "paymentsvc", "authsvc", "empty"):
+        parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
+    workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".")
+    parser.add_argument("--out", type=Path, default=Path(workspace) / "BENCHMARKS.md")
+    parser.add_argument("--concurrency", default="1,8,32,64")
+    # Login hashes the password with argon2 at production cost (tens of ms of CPU per call,
+    # hundreds under load), so it gets its own, lower levels and a longer window.
+    parser.add_argument("--login-concurrency", default="1,2,4")
+    parser.add_argument("--login-duration", type=float, default=4.0)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per point")
+    parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds per point")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--compare-workers",
+        type=int,
+        default=2,
+        help="also run GetUser/CreatePayment/empty with WORKERS=N at the two highest levels "
+        "(0: skip)",
+    )
+    parser.add_argument("--py-spy", default=os.environ.get("PY_SPY") or shutil.which("py-spy"))
+    parser.add_argument("--log-level", default="INFO", help="the services' LOG_LEVEL")
+    return parser.parse_args(argv)
+
+
+def seed(system: System) -> tuple[str, str, bool]:
+    """Create the bench user, log in; returns (user_id, token, auth enforced on GetUser)."""
+    with grpc.insecure_channel(system.addr("usersvc")) as users_ch:
+        users = user_pb2_grpc.UserServiceStub(users_ch)
+        created = users.CreateUser(
+            user_pb2.CreateUserRequest(email=EMAIL, password=PASSWORD, display_name="Bench"),
+            timeout=30,
+        )
+        with grpc.insecure_channel(system.addr("authsvc")) as auth_ch:
+            login = auth_pb2_grpc.AuthServiceStub(auth_ch).Login(
+                auth_pb2.LoginRequest(email=EMAIL, password=PASSWORD), timeout=30
+            )
+        try:
+            users.GetUser(user_pb2.GetUserRequest(user_id=created.user_id), timeout=10)
+            enforced = False
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:  # type: ignore[attr-defined]
+                raise
+            enforced = True
+    return created.user_id, login.token, enforced
+
+
+def measure(
+    run: Run,
+    system: System,
+    load: LoadGenerator,
+    args: argparse.Namespace,
+    *,
+    series: str,
+    method: str,
+    server: str,
+    concurrency: int,
+    workers: int,
+    user_id: str,
+    token: str,
+) -> Row:
+    before = cpu_seconds(system.pid(server))
+    t0 = time.monotonic()
+    result = load.run(
+        method,
+        system.addr(server),
+        concurrency,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        user_id=user_id,
+        email=EMAIL,
+        password=PASSWORD,
+        token=token,
+    )
+    elapsed = time.monotonic() - t0
+    cpu = (cpu_seconds(system.pid(server)) - before) / elapsed if elapsed > 0 else None
+    row = Row(series, workers, concurrency, result, cpu)
+    run.rows.append(row)
+    print(
+        f"[bench] {series:<16} workers={workers} c={concurrency:<3} {result.rate:8.0f}/s "
+        f"p50={result.p50_ms:7.2f}ms p99={result.p99_ms:7.2f}ms errors={result.errors}",
+        flush=True,
+    )
+    return row
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown"
+    mem = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return {
+        "CPUs": str(os.cpu_count()),
+        "CPU model": cpu,
+        "memory": mem,
+        "Python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "kernel": platform.release(),
+    }
+
+
+def _fmt_rate(row: Row | None) -> str:
+    return "-" if row is None else f"{row.result.rate:,.0f}"
+
+
+def _table(rows: list[Row]) -> str:
+    out = [
+        "| series | WORKERS | concurrency | calls/s | p50 ms | p99 ms | errors | server CPU (cores) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for r in rows:
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.result.errors.items())) or "0"
+        cpu = "-" if r.server_cpu is None else f"{r.server_cpu:.2f}"
+        out.append(
+            f"| {r.series} | {r.workers} | {r.concurrency} | {r.result.rate:,.0f} | "
+            f"{r.result.p50_ms:.2f} | {r.result.p99_ms:.2f} | {errors} | {cpu} |"
+        )
+    return "\n".join(out)
+
+
+def _peak(rows: list[Row]) -> Row | None:
+    return max(rows, key=lambda r: r.result.rate, default=None)
+
+
+def _goals(run: Run) -> list[str]:
+    lines = []
+    get, empty = run.series("GetUser"), run.series("empty handler")
+    pay, insert = run.series("CreatePayment"), run.series("pgbench INSERT")
+    peak_get, peak_empty = _peak(get), _peak(empty)
+    if peak_get and peak_empty:
+        ratio = peak_get.result.rate / peak_empty.result.rate
+        lines.append(
+            f"- GetUser peak {peak_get.result.rate:,.0f}/s (c={peak_get.concurrency}) is "
+            f"**{ratio:.0%}** of the empty-handler peak {peak_empty.result.rate:,.0f}/s "
+            f"(c={peak_empty.concurrency}); goal >= {GOAL_GETUSER:.0%}: "
+            f"**{'met' if ratio >= GOAL_GETUSER else 'not met'}**."
+        )
+    peak_pay, peak_ins = _peak(pay), _peak(insert)
+    if peak_pay and peak_ins:
+        ratio = peak_pay.result.rate / peak_ins.result.rate
+        lines.append(
+            f"- CreatePayment peak {peak_pay.result.rate:,.0f}/s (c={peak_pay.concurrency}) is "
+            f"**{ratio:.0%}** of pgbench's INSERT peak {peak_ins.result.rate:,.0f}/s "
+            f"(c={peak_ins.concurrency}); goal >= {GOAL_CREATEPAYMENT:.0%}: "
+            f"**{'met' if ratio >= GOAL_CREATEPAYMENT else 'not met'}**."
+        )
+    for name in ("GetUser", "CreatePayment", "Login"):
+        peak = _peak(run.series(name))
+        if peak:
+            ok = peak.result.p99_ms < GOAL_P99_MS
+            lines.append(
+                f"- {name} p99 at its peak (c={peak.concurrency}): "
+                f"{peak.result.p99_ms:.1f} ms; goal < {GOAL_P99_MS:.0f} ms: "
+                f"**{'met' if ok else 'not met'}**."
+            )
+    return lines
+
+
+def _ratios(run: Run) -> str:
+    out = [
+        (
+            "| concurrency | GetUser / empty handler | GetUser / pgbench SELECT | "
+            "CreatePayment / pgbench INSERT |"
+        ),
+        "| ---: | ---: | ---: | ---: |",
+    ]
+
+    def at(name: str, c: int) -> Row | None:
+        return next((r for r in run.series(name) if r.concurrency == c), None)
+
+    def ratio(a: Row | None, b: Row | None) -> str:
+        if a is None or b is None or not b.result.rate:
+            return "-"
+        return f"{a.result.rate / b.result.rate:.0%}"
+
+    for c in sorted({r.concurrency for r in run.series("GetUser")}):
+        out.append(
+            f"| {c} | {ratio(at('GetUser', c), at('empty handler', c))} | "
+            f"{ratio(at('GetUser', c), at('pgbench SELECT', c))} | "
+            f"{ratio(at('CreatePayment', c), at('pgbench INSERT', c))} |"
+        )
+    return "\n".join(out)
+
+
+def _profiles(run: Run, args: argparse.Namespace) -> str:
+    if not run.profiles:
+        return (
+            "Not recorded: py-spy was not found. `pip install py-spy` and rerun with "
+            "`-- --py-spy $(command -v py-spy)`."
+        )
+    parts = []
+    for p in run.profiles:
+        if isinstance(p, str):
+            parts.append(f"- {p}")
+            continue
+        cats = "\n".join(f"| {name} | {share:.1%} |" for name, share in p.categories)
+        tops = "\n".join(f"| `{frame}` | {share:.1%} |" for frame, share in p.top_self)
+        parts.append(
+            f"#### {p.name} ({p.samples} samples)\n\n| where (innermost matching frame) | "
+            f"share of samples |\n| --- | ---: |\n{cats}\n\n| top self time | share |\n"
+            f"| --- | ---: |\n{tops}"
+        )
+    return "\n\n".join(parts)
+
+
+def render(run: Run, args: argparse.Namespace, started: dt.datetime, load_avg: str) -> str:
+    info = machine()
+    mach = "\n".join(f"| {k} | {v} |" for k, v in info.items())
+    main_rows = [r for r in run.rows if r.workers == 1]
+    worker_rows = [r for r in run.rows if r.workers != 1]
+    compare = ""
+    if worker_rows:
+        levels = {r.concurrency for r in worker_rows}
+        base = [
+            r
+            for r in main_rows
+            if r.concurrency in levels and r.series in {w.series for w in worker_rows}
+        ]
+        compare = (
+            "### WORKERS=1 vs WORKERS=" + str(args.compare_workers) + "\n\n"
+            "Same load with the servers started with `WORKERS` "
+            f"= {args.compare_workers} (libs/platform/runner.py: forked workers sharing the "
+            "port via SO_REUSEPORT). For CreatePayment, usersvc and paymentsvc both run "
+            "that many workers.\n\n"
+            + _table(sorted(base + worker_rows, key=lambda r: (r.series, r.concurrency, r.workers)))
+        )
+    notes = "\n".join(f"- {n}" for n in run.notes)
+    return f"""## Runtime
+
+{started:%Y-%m-%d %H:%M} UTC. Rerun: `tools/bazel run //tools/bench:bench` (add
+`-- --py-spy $(command -v py-spy)` for the profile). Closed-loop load from
+{args.client_processes} separate client processes (grpc.aio, {args.duration:g} s measured
+after {args.warmup:g} s warm-up per point; Login {args.login_duration:g} s at
+{args.login_concurrency}), loopback only, services at LOG_LEVEL={args.log_level}
+with default pool sizes and argon2 at its production defaults. Auth:
+{
+        "GetUser and CreatePayment required a bearer token from Login (sent)"
+        if run.auth_enforced
+        else "not enforced by usersvc in this tree (the token from Login was sent anyway)"
+    }.
+Load average when the run started: {load_avg}.
+
+| machine | |
+| --- | --- |
+{mach}
+
+**Read the numbers with this in mind:** the client processes, the services and PostgreSQL
+share the same {info["CPUs"]} CPUs, so every figure is a whole-machine figure; the client's
+own cost is part of every series, the empty-handler ceiling included, which keeps the
+ratios fair. "server CPU" is the CPU the measured server's processes used (cores, averaged
+over the point; paymentsvc's includes none of usersvc's work for it).
+
+### Goals
+
+{chr(10).join(_goals(run))}
+
+### Results (WORKERS=1)
+
+{_table(main_rows)}
+
+### Ratios to the ceilings
+
+{_ratios(run)}
+
+{compare}
+
+### Profile (py-spy, {args.duration:g} s at concurrency {max(parse_levels(args.concurrency))})
+
+{_profiles(run, args)}
+
+{"### Notes" + chr(10) + chr(10) + notes if notes else ""}
+"""
+
+
+def parse_levels(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    levels = parse_levels(args.concurrency)
+    started = dt.datetime.now(dt.UTC)
+    load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    run = Run()
+    system = System(
+        {n: getattr(args, n) for n in ("usersvc", "paymentsvc", "authsvc", "empty")},
+        log_level=args.log_level,
+    )
+    load = LoadGenerator(args.client_processes)
+    try:
+        system.start_database()
+        system.environments()
+        for name in ("usersvc", "authsvc", "paymentsvc"):
+            system.start(name)
+        user_id, token, run.auth_enforced = seed(system)
+        if not run.auth_enforced:
+            system.env["empty"].pop("AUTHSVC_ADDR", None)
+        system.start("empty")
+        print(f"[bench] system up; auth enforced: {run.auth_enforced}", flush=True)
+
+        def point(series: str, method: str, server: str, c: int, workers: int = 1) -> Row:
+            return measure(
+                run,
+                system,
+                load,
+                args,
+                series=series,
+                method=method,
+                server=server,
+                concurrency=c,
+                workers=workers,
+                user_id=user_id,
+                token=token,
+            )
+
+        assert system.cluster is not None
+        for c in levels:
+            point("empty handler", "GetUser", "empty", c)
+            point("GetUser", "GetUser", "usersvc", c)
+            point("CreatePayment", "CreatePayment", "paymentsvc", c)
+            for series, query, svc in (
+                ("pgbench SELECT", "GetUser", "usersvc"),
+                ("pgbench INSERT", "CreatePayment", "paymentsvc"),
+            ):
+                res = run_pgbench(system.urls[svc], query, c, args.duration, user_id)
+                run.rows.append(Row(series, 1, c, res, None))
+                print(
+                    f"[bench] {series:<16} c={c:<3} {res.rate:8.0f}/s "
+                    f"p50={res.p50_ms:.2f}ms p99={res.p99_ms:.2f}ms",
+                    flush=True,
+                )
+
+        login_args = argparse.Namespace(**{**vars(args), "duration": args.login_duration})
+        for c in parse_levels(args.login_concurrency):
+            measure(
+                run,
+                system,
+                load,
+                login_args,
+                series="Login",
+                method="Login",
+                server="authsvc",
+                concurrency=c,
+                workers=1,
+                user_id=user_id,
+                token=token,
+            )
+
+        top = max(levels)
+        if args.py_spy:
+            for series, method, server in (
+                ("GetUser", "GetUser", "usersvc"),
+                ("CreatePayment", "CreatePayment", "paymentsvc"),
+            ):
+                recorder = profile.record(args.py_spy, system.pid(server), args.duration + 1)
+                time.sleep(0.5)  # py-spy attaches before the measured window starts
+                point(f"{series} (profiled)", method, server, top)
+                result = profile.collect(f"{server} during {series}", recorder)
+                run.profiles.append(result)
+        else:
+            run.notes.append("py-spy not found: no profile recorded.")
+
+        if args.compare_workers > 1:
+            n = args.compare_workers
+            for name in ("usersvc", "paymentsvc", "empty"):
+                system.restart(name, n)
+            for c in sorted(levels)[-2:]:
+                point("empty handler", "GetUser", "empty", c, n)
+                point("GetUser", "GetUser", "usersvc", c, n)
+                point("CreatePayment", "CreatePayment", "paymentsvc", c, n)
+    finally:
+        load.close()
+        system.stop()
+    dbs = ", ".join(DATABASES.values())
+    run.notes.append(
+        f"Databases ({dbs}) were throwaway; PostgreSQL ran with fsync=off "
+        "and synchronous_commit=off (the test cluster settings), for the "
+        "services and pgbench alike."
+    )
+    replace_section(args.out, "runtime", render(run, args, started, load_avg))
+    print(f"[bench] wrote {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The bench's own pieces against real processes: WORKERS serving, the load generator,
+stack summaries and the report sections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tools.bench import profile
+from tools.bench.load import LoadGenerator, percentile
+from tools.bench.sections import replace_section
+from tools.bench.system import wait_healthy
+from user.v1 import user_pb2, user_pb2_grpc
+
+EMPTY_SERVER = os.environ.get("EMPTY_SERVER", "")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(workers: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "WORKERS": workers, "GRPC_PORT": str(port), "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen(  # noqa: S603 - the empty_server binary from runfiles
+        [str(Path(EMPTY_SERVER).resolve())], env=env, stderr=subprocess.PIPE
+    )
+
+
+def _answering_pids(addr: str, connections: int) -> set[str]:
+    pids = set()
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    for _ in range(connections):
+        with grpc.insecure_channel(addr, options=options) as ch:
+            resp = user_pb2_grpc.UserServiceStub(ch).GetUser(
+                user_pb2.GetUserRequest(user_id="x"), timeout=5
+            )
+            pids.add(resp.display_name)
+    return pids
+
+
+@pytest.fixture
+def two_workers():
+    port = _free_port()
+    proc = _start("2", port)
+    try:
+        wait_healthy(f"127.0.0.1:{port}", proc)
+        yield proc, f"127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_workers_share_one_port_and_stop_together(two_workers) -> None:
+    proc, addr = two_workers
+    # The kernel hashes each new connection to one of the listening workers; with 40
+    # connections the chance that all land on one of two workers is 2 * 2**-40.
+    deadline = time.monotonic() + 20
+    pids: set[str] = set()
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids |= _answering_pids(addr, 20)
+    assert len(pids) == 2, pids
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    worker_pids = [int(p.split()[1]) for p in pids]
+    for pid in worker_pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_invalid_workers_is_a_config_error() -> None:
+    proc = _start("zero", _free_port())
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert b"WORKERS: must be an integer from 1 to 64" in err
+
+
+def test_load_generator_measures_calls_from_separate_processes(two_workers) -> None:
+    _, addr = two_workers
+    load = LoadGenerator(processes=2)
+    try:
+        result = load.run("GetUser", addr, 4, duration_s=0.5, warmup_s=0.1, user_id="u", token="t")  # noqa: S106
+    finally:
+        load.close()
+    assert result.errors == {}
+    assert result.calls > 10
+    assert result.rate == result.calls / 0.5
+    assert 0 < result.p50_ms <= result.p99_ms
+
+
+def test_percentile_picks_nearest_rank() -> None:
+    values = [float(x) for x in range(1, 101)]
+    assert percentile(values, 0.5) == 51.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.5) != percentile([], 0.5)  # NaN: no data is not zero latency
+
+
+def test_summarize_attributes_samples_to_innermost_known_frame() -> None:
+    loop = "run (asyncio/base_events.py:1)"
+    lines = [
+        f"{loop};handler (_main/services/x.py:5);fetchrow (site-packages/asyncpg/connection.py:9) 6",
+        f"{loop};info (logging/__init__.py:2);dumps (json/encoder.py:3) 3",
+        f"{loop} 1",
+    ]
+    stacks = "\n".join(lines)
+    p = profile.summarize("svc", stacks)
+    assert p.samples == 10
+    shares = dict(p.categories)
+    assert shares["asyncpg (queries, pool)"] == pytest.approx(0.6)
+    assert shares["logging (JSON log line per call)"] == pytest.approx(0.3)
+    assert shares["grpc.aio server / event loop"] == pytest.approx(0.1)
+    assert p.top_self[0] == ("fetchrow (asyncpg/connection.py:9)", pytest.approx(0.6))
+
+
+def test_replace_section_keeps_the_other_tools_section(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    replace_section(out, "runtime", "run 1")
+    replace_section(out, "build", "build 1")
+    replace_section(out, "runtime", "run 2")
+    text = out.read_text()
+    assert "run 2" in text and "run 1" not in text and "build 1" in text
+    assert text.index("runtime:begin") < text.index("build:begin")

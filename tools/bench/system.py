@@ -1,0 +1,174 @@
+"""The system under test: a throwaway PostgreSQL, the three services and the empty server,
+each a separate process started from its Bazel binary, exactly as tools/local/run.py does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from libs.platform.testing.postgres import PostgresCluster, create_database
+
+PORTS = {"usersvc": 50151, "paymentsvc": 50152, "authsvc": 50153, "empty": 50161}
+DATABASES = {"usersvc": "users_db", "paymentsvc": "payments_db", "authsvc": "auth_db"}
+
+
+def _command(path: str) -> list[str]:
+    if path.endswith(".py"):
+        return [sys.executable, path]
+    return [str(Path(path).resolve())]
+
+
+def _write_key(path: Path) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return key
+
+
+def wait_healthy(addr: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(addr) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{addr}: process exited with code {proc.returncode}")
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"{addr} did not become healthy within {timeout}s")
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and all its descendants (launchers fork the service)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        # fields[1] is ppid; utime, stime are fields 14 and 15 of stat (index 11, 12 here).
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo.extend(child for child, (ppid, _) in stats.items() if ppid == pid)
+    return total
+
+
+@dataclass
+class System:
+    binaries: dict[str, str]  # usersvc, paymentsvc, authsvc, empty -> path
+    log_level: str = "INFO"
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    cluster: PostgresCluster | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+    tmp: Path | None = None
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{PORTS[name]}"
+
+    def start_database(self) -> None:
+        self.cluster = PostgresCluster().start()
+        for svc, db in DATABASES.items():
+            self.urls[svc] = asyncio.run(create_database(self.cluster.admin_dsn, db))
+
+    def environments(self) -> None:
+        """Per-service settings, keys included: every service signs its calls to others and
+        trusts the others' public keys (harmless where a service does not read them)."""
+        self.tmp = Path(tempfile.mkdtemp(prefix="micro-bench-"))
+        keys, trusted = self.tmp / "keys", self.tmp / "trusted"
+        keys.mkdir()
+        trusted.mkdir()
+        for svc in DATABASES:
+            key = _write_key(keys / f"{svc}.pem")
+            (trusted / f"{svc}.pem").write_bytes(
+                key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
+        _write_key(self.tmp / "auth_signing.pem")
+        common = {
+            "LOG_LEVEL": self.log_level,
+            "GRPC_HOST": "127.0.0.1",
+            "USERSVC_ADDR": self.addr("usersvc"),
+            "AUTHSVC_ADDR": self.addr("authsvc"),
+            "TRUSTED_SERVICE_KEYS": str(trusted),
+            # Any free port each: the default (9090) would collide between the services.
+            "METRICS_PORT": "0",
+        }
+        for svc in DATABASES:
+            self.env[svc] = {
+                **common,
+                "DATABASE_URL": self.urls[svc],
+                "GRPC_PORT": str(PORTS[svc]),
+                "SERVICE_KEY_FILE": str(keys / f"{svc}.pem"),
+            }
+        self.env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(self.tmp / "auth_signing.pem")
+        self.env["empty"] = {**common, "GRPC_PORT": str(PORTS["empty"])}
+
+    def start(self, name: str, workers: int = 1) -> None:
+        env = {**os.environ, **self.env[name], "WORKERS": str(workers)}
+        proc = subprocess.Popen(_command(self.binaries[name]), env=env)  # noqa: S603
+        self.procs[name] = proc
+        wait_healthy(self.addr(name), proc)
+        if workers > 1:
+            # Health answered from one worker; give the others time to bind the port too.
+            time.sleep(1.5)
+
+    def restart(self, name: str, workers: int) -> None:
+        self._stop(self.procs.pop(name))
+        self.start(name, workers)
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            self._stop(proc)
+        self.procs.clear()
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
