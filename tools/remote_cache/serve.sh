@@ -12,7 +12,7 @@
 # the host's network namespace, so 127.0.0.1 reaches this server from both sides.
 set -euo pipefail
 
-PORT="${MICRO_REMOTE_CACHE_PORT:-9092}"
+PORT="${MICRO_REMOTE_CACHE_PORT:-9180}"
 DIR="${MICRO_REMOTE_CACHE_DIR:-$HOME/.cache/micro/remote-cache}"
 CONF="$DIR/nginx.conf"
 PIDFILE="$DIR/nginx.pid"
