@@ -18,6 +18,7 @@ import base64
 import contextvars
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ MAX_TOKEN_LENGTH = 4096
 # Tolerated clock difference between the signer and this host.
 LEEWAY_SECONDS = 30
 SERVICE_TOKEN_TTL_SECONDS = 120
+# Verified tokens remembered per process. Clients resend one token for its whole life, so a
+# few thousand entries cover every active caller; an entry is ~300 bytes.
+VERIFIED_CACHE_SIZE = 4096
 
 # Methods that never need a token: health checks and reflection are for infrastructure.
 ALWAYS_PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -282,7 +286,44 @@ class TokenVerifier:
     jwks: JwksCache | None
     trusted_services: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
 
+    clock: Callable[[], float] = time.time
+    cache_size: int = VERIFIED_CACHE_SIZE
+    # token -> (principal, exp, kid or service name, the key that verified it)
+    _verified: OrderedDict[str, tuple[Principal, float, str, Ed25519PublicKey]] = field(
+        default_factory=OrderedDict, repr=False
+    )
+
     async def verify(self, token: str) -> Principal:
+        """The caller behind `token`, from the cache when this exact token verified before.
+
+        The EdDSA check dominates a call's CPU, and clients resend one token for its whole
+        life. A cached answer holds only until the token's `exp` (never beyond), and only
+        while the key that verified it is still the one trusted for its kid: a key withdrawn
+        from JWKS (or a service key no longer trusted) sends the token through full
+        verification again, which then refuses it.
+        """
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, exp, kid, key = hit
+            if self.clock() < exp and await self._current_key(principal, kid) is key:
+                self._verified.move_to_end(token)
+                return principal
+            self._verified.pop(token, None)
+        principal, exp, kid, key = await self._verify_uncached(token)
+        if self.cache_size > 0:
+            self._verified[token] = (principal, exp, kid, key)
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return principal
+
+    async def _current_key(self, principal: Principal, kid: str) -> Ed25519PublicKey | None:
+        if principal.is_service:
+            return self.trusted_services.get(kid)
+        if self.jwks is None:
+            return None
+        return await self.jwks.get(kid)
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, float, str, Ed25519PublicKey]:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("malformed bearer token")
         try:
@@ -319,7 +360,9 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token is invalid: {exc}") from None
 
-    def _verify_service(self, token: str, iss: str) -> Principal:
+    def _verify_service(
+        self, token: str, iss: str
+    ) -> tuple[Principal, float, str, Ed25519PublicKey]:
         name = iss[len(SERVICE_PREFIX) :]
         key = self.trusted_services.get(name)
         if key is None:
@@ -327,9 +370,11 @@ class TokenVerifier:
         claims = self._decode(token, key, issuer=iss, audience=self.service_name)
         if claims["sub"] != iss:
             raise Unauthenticated("service token subject must equal its issuer")
-        return Principal("service", name)
+        return Principal("service", name), float(claims["exp"]), name, key
 
-    async def _verify_user(self, token: str, kid: Any) -> Principal:
+    async def _verify_user(
+        self, token: str, kid: Any
+    ) -> tuple[Principal, float, str, Ed25519PublicKey]:
         if not isinstance(kid, str) or not kid or len(kid) > 128:
             raise Unauthenticated("token has no key id (kid)")
         if self.jwks is None:
@@ -341,7 +386,7 @@ class TokenVerifier:
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub or sub.startswith(SERVICE_PREFIX):
             raise Unauthenticated("token subject is invalid")
-        return Principal("user", sub)
+        return Principal("user", sub), float(claims["exp"]), kid, key
 
 
 def bearer_token(metadata: Any) -> str | None:
@@ -408,7 +453,11 @@ JWKS_DEADLINE_SECONDS = 2.0
 
 async def fetch_jwks(stub: Any) -> dict[str, Ed25519PublicKey]:
     """Ask authsvc (auth.v1.AuthService stub) for its keys; keep only usable Ed25519 ones."""
-    resp = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=JWKS_DEADLINE_SECONDS)
+    # wait_for_ready: a channel still in reconnect backoff (authsvc started after us, or
+    # restarted) waits for the connection within the deadline instead of failing at once.
+    resp = await stub.GetJwks(
+        auth_pb2.GetJwksRequest(), timeout=JWKS_DEADLINE_SECONDS, wait_for_ready=True
+    )
     keys: dict[str, Ed25519PublicKey] = {}
     for jwk in resp.keys:
         if jwk.kty != "OKP" or jwk.crv != "Ed25519" or (jwk.alg and jwk.alg != ALGORITHM):

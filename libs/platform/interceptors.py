@@ -26,6 +26,13 @@ log = logging.getLogger("rpc")
 REQUEST_ID_HEADER = "x-request-id"
 
 
+# asyncpg raises this when a connection's protocol is not idle: in practice a server going
+# down sent FATAL to a pooled, idle connection just before its socket closed, and the
+# connection was handed out in between. The statement was never sent; the pool drops the
+# connection (db.acquire's release runs the full reset, which fails). Retrying is right.
+_BROKEN_CONNECTION = asyncpg.InternalClientError
+
+
 def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]:
     if isinstance(exc, ServiceError):
         code = exc.code
@@ -34,7 +41,7 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]
         # A statement or dependency cut short by the caller's own deadline.
         code = grpc.StatusCode.DEADLINE_EXCEEDED
         message = "deadline exceeded"
-    elif isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError)):
+    elif isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, _BROKEN_CONNECTION)):
         code = grpc.StatusCode.UNAVAILABLE
         message = "a backing service is temporarily unavailable; retry later"
     else:

@@ -64,10 +64,17 @@ class Metrics:
         )
         self.health.set(1)
         self._pool_collector: _PoolCollector | None = None
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        self.calls.labels(method, code).inc()
-        self.latency.labels(method).observe(seconds)
+        # Label children are looked up once per (method, code): labels() takes a lock and
+        # validates the labels on every call, a measurable share of a ~1 ms call.
+        children = self._children.get((method, code))
+        if children is None:
+            children = (self.calls.labels(method, code), self.latency.labels(method))
+            self._children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def set_serving(self, serving: bool) -> None:
         self.health.set(1 if serving else 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from libs.platform.config import ConfigError, load_settings, setting
 from libs.platform.db import DatabaseUnavailable
-from libs.platform.logs import setup_logging
+from libs.platform.logs import flush_logging, setup_logging
 from libs.platform.metrics import MetricsEndpoint
 from libs.platform.tracing import setup_tracing
 
@@ -40,13 +41,15 @@ class RunningApp(Protocol):
 
 
 def _open_metrics(app: RunningApp, port: int) -> MetricsEndpoint | None:
-    server = getattr(app, "server", None)
+    # Services return an app holding the GrpcServer; a bare GrpcServer (the bench's empty
+    # server) carries the metrics itself.
+    server = getattr(app, "server", app)
     metrics = getattr(server, "metrics", None)
     if metrics is None:
         return None
     try:
         return MetricsEndpoint(metrics.registry, port)
-    except OSError as exc:  # e.g. WORKERS > 1 share the port: serve without metrics
+    except OSError as exc:  # the port is taken: serve without metrics rather than not at all
         log.warning("metrics endpoint not started", extra={"port": port, "error": repr(exc)})
         return None
 
@@ -88,7 +91,11 @@ def run_main(
     if workers is None:
         return 2
     if workers > 1:
-        return _supervise(workers, lambda: _serve_once(service, start, settings, proc))
+        # One metrics endpoint per worker (a port cannot be shared): METRICS_PORT + index.
+        return _supervise(
+            workers,
+            lambda index: _serve_once(service, start, settings, _worker_proc(proc, index)),
+        )
     return _serve_once(service, start, settings, proc)
 
 
@@ -111,6 +118,11 @@ def _serve_once(
     return 0
 
 
+def _worker_proc(proc: ProcessSettings, index: int) -> ProcessSettings:
+    port = proc.metrics_port
+    return dataclasses.replace(proc, metrics_port=port + index if port else 0)
+
+
 def _workers() -> int | None:
     raw = os.environ.get("WORKERS", "1").strip() or "1"
     if not raw.isdigit() or not 1 <= int(raw) <= 64:
@@ -119,7 +131,7 @@ def _workers() -> int | None:
     return int(raw)
 
 
-def _supervise(workers: int, serve: Callable[[], int]) -> int:
+def _supervise(workers: int, serve: Callable[[int], int]) -> int:
     """Fork `workers` processes that each serve on the same port.
 
     One Python process runs one event loop on one core. gRPC core sets SO_REUSEPORT on
@@ -136,8 +148,9 @@ def _supervise(workers: int, serve: Callable[[], int]) -> int:
         if pid == 0:  # child: serve, then leave without running the parent's cleanup
             code = 1
             try:
-                code = serve()
+                code = serve(index)
             finally:
+                flush_logging()  # os._exit skips atexit, which would write queued lines
                 os._exit(code)
         children[pid] = index
     log.info("workers started", extra={"workers": workers, "pids": sorted(children)})

@@ -40,6 +40,17 @@ def setup_tracing(service: str) -> Callable[[], None]:
     return provider.shutdown
 
 
+def enabled() -> bool:
+    """True once a real TracerProvider is installed (setup_tracing, or a test's SDK).
+
+    Without one every span is a no-op, so the interceptors step aside entirely instead of
+    parsing traceparent, building attributes and wrapping each call for nothing.
+    """
+    return not isinstance(
+        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    )
+
+
 def _split(method: str) -> tuple[str, str]:
     service, _, name = method.lstrip("/").partition("/")
     return service, name
@@ -66,7 +77,7 @@ class ServerTracingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None or handler.unary_unary is None or not enabled():
             return handler
         method = handler_call_details.method
         carrier = {
@@ -109,6 +120,8 @@ class ClientTracingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
+        if not enabled():
+            return await continuation(client_call_details, request)
         method = client_call_details.method
         if isinstance(method, bytes):
             method = method.decode()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -28,8 +29,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(workers: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "WORKERS": workers, "GRPC_PORT": str(port), "LOG_LEVEL": "WARNING"}
+def _free_port_pair() -> int:
+    """A port p with p + 1 free too (worker i serves metrics on METRICS_PORT + i)."""
+    for _ in range(50):
+        port = _free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port + 1))  # noqa: S104 - where the endpoint binds
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+def _start(workers: str, port: int, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "WORKERS": workers,
+        "GRPC_PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+        "LOG_LEVEL": "WARNING",
+    }
     return subprocess.Popen(  # noqa: S603 - the empty_server binary from runfiles
         [str(Path(EMPTY_SERVER).resolve())], env=env, stderr=subprocess.PIPE
     )
@@ -50,7 +70,7 @@ def _answering_pids(addr: str, connections: int) -> set[str]:
 @pytest.fixture
 def two_workers():
     port = _free_port()
-    proc = _start("2", port)
+    proc = _start("2", port, _free_port_pair())
     try:
         wait_healthy(f"127.0.0.1:{port}", proc)
         yield proc, f"127.0.0.1:{port}"
@@ -74,6 +94,40 @@ def test_workers_share_one_port_and_stop_together(two_workers) -> None:
     worker_pids = [int(p.split()[1]) for p in pids]
     for pid in worker_pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def _scrape(port: int) -> str:
+    # A worker opens its endpoint once it serves; the other may still be starting.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_each_worker_serves_its_own_metrics_port() -> None:
+    port, metrics_port = _free_port(), _free_port_pair()
+    proc = _start("2", port, metrics_port)
+    try:
+        wait_healthy(f"127.0.0.1:{port}", proc)
+        pids = _answering_pids(f"127.0.0.1:{port}", 20)
+        bodies = [_scrape(metrics_port), _scrape(metrics_port + 1)]
+        assert all("health_serving 1.0" in body for body in bodies)
+        # Every call is counted by the worker that answered it, on that worker's port.
+        served = sum(
+            float(line.rsplit(" ", 1)[1])
+            for body in bodies
+            for line in body.splitlines()
+            if line.startswith("grpc_server_handled_total{")
+        )
+        assert served >= 20, (served, pids)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_invalid_workers_is_a_config_error() -> None:

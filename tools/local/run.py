@@ -126,8 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ports = {name: args.base_port + offset for name, _, offset in SERVICES}
 
+    # With WORKERS=N each service's worker i serves METRICS_PORT + i (libs/platform/runner.py),
+    # so the services' metrics ports are spaced N apart.
+    raw_workers = os.environ.get("WORKERS", "").strip()
+    workers = int(raw_workers) if raw_workers.isdigit() and int(raw_workers) > 0 else 1
+
     def metrics_port(offset: int) -> int:
-        return args.metrics_base_port + offset if args.metrics_base_port else 0
+        return args.metrics_base_port + offset * workers if args.metrics_base_port else 0
 
     stop = False
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from libs.platform.db import DatabaseUnavailable, create_pool
+from libs.platform.db import DatabaseUnavailable, acquire, create_pool
 
 
 def dead_port() -> int:
@@ -33,5 +33,32 @@ async def test_connects(database_url: str) -> None:
     pool = await create_pool(database_url, attempts=2)
     try:
         assert await pool.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()
+
+
+async def _app_name(pool) -> str:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SHOW application_name")
+
+
+async def test_release_skips_the_reset_query_only_after_a_clean_use(database_url: str) -> None:
+    # One connection, so every acquire below gets the same session.
+    pool = await create_pool(database_url, attempts=2, min_size=1, max_size=1)
+    try:
+        async with acquire(pool, 5) as conn:
+            await conn.execute("SET application_name = 'kept'")
+        # A clean use is not followed by RESET ALL (stores must leave no session state)...
+        async with acquire(pool, 5) as conn:
+            assert await conn.fetchval("SHOW application_name") == "kept"
+        # ...but a use that ends in an exception is, as is any acquire outside db.acquire.
+        with pytest.raises(ZeroDivisionError):
+            async with acquire(pool, 5) as conn:
+                await conn.execute("SET application_name = 'failed'")
+                1 / 0  # noqa: B018 - the error under test
+        assert await _app_name(pool) == ""
+        async with pool.acquire() as conn:
+            await conn.execute("SET application_name = 'direct'")
+        assert await _app_name(pool) == ""
     finally:
         await pool.close()
