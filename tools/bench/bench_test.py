@@ -14,10 +14,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from libs.platform.testing.launch import wait_healthy
 from tools.bench import profile
 from tools.bench.load import LoadGenerator, percentile
 from tools.bench.sections import replace_section
-from tools.bench.system import wait_healthy
 from user.v1 import user_pb2, user_pb2_grpc
 
 EMPTY_SERVER = os.environ.get("EMPTY_SERVER", "")

@@ -8,56 +8,21 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from libs.platform.testing.launch import (
+    binary_command,
+    public_pem,
+    wait_healthy,
+    write_private_key,
+)
 from libs.platform.testing.postgres import PostgresCluster, create_database
 
 PORTS = {"usersvc": 50151, "paymentsvc": 50152, "authsvc": 50153, "empty": 50161}
 DATABASES = {"usersvc": "users_db", "paymentsvc": "payments_db", "authsvc": "auth_db"}
-
-
-def _command(path: str) -> list[str]:
-    if path.endswith(".py"):
-        return [sys.executable, path]
-    return [str(Path(path).resolve())]
-
-
-def _write_key(path: Path) -> Ed25519PrivateKey:
-    key = Ed25519PrivateKey.generate()
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return key
-
-
-def wait_healthy(addr: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(addr) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{addr}: process exited with code {proc.returncode}")
-            try:
-                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"{addr} did not become healthy within {timeout}s")
 
 
 def cpu_seconds(root_pid: int) -> float:
@@ -109,13 +74,9 @@ class System:
         keys.mkdir()
         trusted.mkdir()
         for svc in DATABASES:
-            key = _write_key(keys / f"{svc}.pem")
-            (trusted / f"{svc}.pem").write_bytes(
-                key.public_key().public_bytes(
-                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
-            )
-        _write_key(self.tmp / "auth_signing.pem")
+            key = write_private_key(keys / f"{svc}.pem")
+            (trusted / f"{svc}.pem").write_bytes(public_pem(key))
+        write_private_key(self.tmp / "auth_signing.pem")
         common = {
             "LOG_LEVEL": self.log_level,
             "GRPC_HOST": "127.0.0.1",
@@ -137,7 +98,7 @@ class System:
 
     def start(self, name: str, workers: int = 1) -> None:
         env = {**os.environ, **self.env[name], "WORKERS": str(workers)}
-        proc = subprocess.Popen(_command(self.binaries[name]), env=env)  # noqa: S603
+        proc = subprocess.Popen(binary_command(self.binaries[name]), env=env)  # noqa: S603
         self.procs[name] = proc
         wait_healthy(self.addr(name), proc)
         if workers > 1:

@@ -22,11 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from libs.platform.testing.launch import (
+    binary_command,
+    public_pem,
+    wait_healthy,
+    write_private_key,
+)
 from libs.platform.testing.postgres import PostgresCluster, create_database
 
 SERVICES = (
@@ -44,57 +45,17 @@ CALLERS = ("authsvc", "paymentsvc")
 def dev_keys(directory: Path) -> dict[str, dict[str, str]]:
     """Generate throwaway keys; return the extra environment of each service."""
 
-    def write_private(path: Path) -> Ed25519PrivateKey:
-        key = Ed25519PrivateKey.generate()
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        path.chmod(0o600)
-        return key
-
     trusted = directory / "trusted"
     trusted.mkdir()
     env: dict[str, dict[str, str]] = {name: {} for name, _, _ in SERVICES}
     for name in CALLERS:
-        key = write_private(directory / f"{name}.key")
-        (trusted / f"{name}.pem").write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+        key = write_private_key(directory / f"{name}.key")
+        (trusted / f"{name}.pem").write_bytes(public_pem(key))
         env[name]["SERVICE_KEY_FILE"] = str(directory / f"{name}.key")
-    write_private(directory / "signing.key")
+    write_private_key(directory / "signing.key")
     env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(directory / "signing.key")
     env["usersvc"]["TRUSTED_SERVICE_KEYS"] = str(trusted)
     return env
-
-
-def _command(path: str) -> list[str]:
-    # Bazel py_binary launchers are executable; a bare .py file is run with this Python.
-    if path.endswith(".py"):
-        return [sys.executable, path]
-    return [str(Path(path).resolve())]
-
-
-def wait_healthy(addr: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(addr) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{addr}: process exited with code {proc.returncode}")
-            try:
-                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"{addr} did not become healthy within {timeout}s")
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -162,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     "AUTHSVC_ADDR": f"127.0.0.1:{ports['authsvc']}",
                     **keys_env[name],
                 }
-                procs.append(subprocess.Popen(_command(getattr(args, name)), env=env))  # noqa: S603
+                procs.append(subprocess.Popen(binary_command(getattr(args, name)), env=env))  # noqa: S603
             for (name, _, _), proc in zip(SERVICES, procs, strict=True):
                 wait_healthy(f"127.0.0.1:{ports[name]}", proc)
             print("\nlocal system is up (Ctrl-C to stop):", flush=True)
