@@ -2,7 +2,8 @@
 
 Rendering uses the kustomize binary (env KUSTOMIZE, else PATH) or `kubectl kustomize`;
 schema checks are offline, against the Kubernetes OpenAPI schemas that the
-kubernetes-validate package bundles, in strict mode (unknown fields are errors).
+kubernetes-validate package bundles, in strict mode (unknown fields are errors). The prod
+overlay reads its secrets from uncommitted files; the rendered copy gets throwaway ones.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,8 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # The cluster version the manifests must be valid for: k3d's k3s and the kubectl in use.
 KUBERNETES_VERSION = "1.32"
@@ -29,6 +33,12 @@ SERVICES = {
 }
 DB_HOST = "postgres.micro.svc"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+# The suffix kustomize's generators append: a hash of the content.
+GENERATED_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
+# The uncommitted files overlays/prod reads, relative to it (secrets.example/README.md).
+PROD_SECRETS_DIR = "secrets"
+PROD_PASSWORD_SECRETS = ["postgres-superuser", "usersvc-db", "paymentsvc-db", "authsvc-db"]
+SIGNING_SERVICES = ["authsvc", "paymentsvc"]
 
 
 def find_repo_root() -> Path:
@@ -64,26 +74,83 @@ def kustomize_command() -> list[str]:
     )
 
 
+def pem_private(key: Ed25519PrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def pem_public(key: Ed25519PrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def prod_secret_files() -> dict[str, str]:
+    """Fresh throwaway contents for every file overlays/prod needs, by path under it."""
+    files = {
+        f"{PROD_SECRETS_DIR}/{name}.env": f"password={secrets.token_hex(32)}\n"
+        for name in PROD_PASSWORD_SECRETS
+    }
+    files[f"{PROD_SECRETS_DIR}/authsvc-signing-key.pem"] = pem_private(Ed25519PrivateKey.generate())
+    for svc in SIGNING_SERVICES:
+        key = Ed25519PrivateKey.generate()
+        files[f"{PROD_SECRETS_DIR}/{svc}-service-key.pem"] = pem_private(key)
+        files[f"{PROD_SECRETS_DIR}/trusted-service-keys/{svc}.pem"] = pem_public(key)
+    return files
+
+
+def copy_tree(dest: Path, prod_files: dict[str, str]) -> Path:
+    """A real copy of deploy/kustomize with `prod_files` as the prod overlay's secrets.
+
+    A copy because kustomize refuses files whose symlink target lies outside the
+    kustomization root, which is every file in a Bazel runfiles tree. Real prod secrets
+    in a checkout are left behind, so the test never reads them and runs the same anywhere.
+    """
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = {"tests", "__pycache__"}
+        if Path(directory) == KUSTOMIZE_DIR / "overlays" / "prod":
+            skipped.add(PROD_SECRETS_DIR)
+        return skipped & set(names)
+
+    shutil.copytree(KUSTOMIZE_DIR, dest, ignore=ignore)
+    for rel, text in prod_files.items():
+        path = dest / "overlays" / "prod" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return dest
+
+
+def kustomize_build(overlay_dir: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [*kustomize_command(), str(overlay_dir)]
+    env = {**os.environ, "HOME": os.environ.get("HOME") or str(overlay_dir)}
+    # The argv is this file's own: a fixed tool name or the KUSTOMIZE path the caller chose.
+    return subprocess.run(  # noqa: S603
+        cmd, check=False, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
 @pytest.fixture(scope="session")
-def kustomize_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A real copy: kustomize refuses files whose symlink target lies outside the
-    # kustomization root, which is every file in a Bazel runfiles tree.
-    out = tmp_path_factory.mktemp("kustomize") / "kustomize"
-    shutil.copytree(KUSTOMIZE_DIR, out, ignore=shutil.ignore_patterns("tests", "__pycache__"))
-    return out
+def prod_files() -> dict[str, str]:
+    return prod_secret_files()
+
+
+@pytest.fixture(scope="session")
+def kustomize_tree(tmp_path_factory: pytest.TempPathFactory, prod_files: dict[str, str]) -> Path:
+    return copy_tree(tmp_path_factory.mktemp("kustomize") / "kustomize", prod_files)
 
 
 @pytest.fixture(scope="session")
 def rendered(kustomize_tree: Path) -> dict[str, list[dict]]:
     out = {}
-    env = {**os.environ, "HOME": os.environ.get("HOME") or str(kustomize_tree)}
     for overlay in OVERLAYS:
-        cmd = [*kustomize_command(), str(kustomize_tree / "overlays" / overlay)]
-        # The argv is this file's own: a fixed tool name or the KUSTOMIZE path the caller chose.
-        result = subprocess.run(  # noqa: S603
-            cmd, check=False, capture_output=True, text=True, env=env, timeout=120
-        )
-        assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stderr}"
+        result = kustomize_build(kustomize_tree / "overlays" / overlay)
+        assert result.returncode == 0, f"{' '.join(result.args)} failed:\n{result.stderr}"
         out[overlay] = [d for d in yaml.safe_load_all(result.stdout) if d]
     return out
 
@@ -118,6 +185,27 @@ def secret_values(docs: list[dict]) -> dict[tuple[str, str], str]:
             values[(secret["metadata"]["name"], key)] = base64.b64decode(value).decode()
         for key, value in (secret.get("stringData") or {}).items():
             values[(secret["metadata"]["name"], key)] = value
+    return values
+
+
+def generated(docs: list[dict], kind: str, name: str) -> dict:
+    """The object a generator named `name`, whatever content hash kustomize appended."""
+    found = [
+        d for d in of_kind(docs, kind) if GENERATED_SUFFIX.sub("", d["metadata"]["name"]) == name
+    ]
+    assert len(found) == 1, f"expected exactly one generated {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+def values_by_generator(docs: list[dict], kind: str) -> dict[tuple[str, str], str]:
+    """(generator name, key) -> decoded value for every Secret or ConfigMap."""
+    values = {}
+    for doc in of_kind(docs, kind):
+        name = GENERATED_SUFFIX.sub("", doc["metadata"]["name"])
+        for key, value in (doc.get("data") or {}).items():
+            values[(name, key)] = base64.b64decode(value).decode() if kind == "Secret" else value
+        for key, value in (doc.get("stringData") or {}).items():
+            values[(name, key)] = value
     return values
 
 
@@ -473,3 +561,116 @@ def test_prod_pins_postgres_by_digest(rendered):
         "containers"
     ]
     assert DIGEST.search(c["image"]), c["image"]
+
+
+def prod_kustomization() -> dict:
+    return yaml.safe_load((KUSTOMIZE_DIR / "overlays/prod/kustomization.yaml").read_text())
+
+
+def files_read_by_prod_generators() -> set[str]:
+    kustomization = prod_kustomization()
+    paths = set()
+    for generator in kustomization.get("secretGenerator", []) + kustomization.get(
+        "configMapGenerator", []
+    ):
+        paths.update(generator.get("envs", []))
+        paths.update(f.split("=", 1)[-1] for f in generator.get("files", []))
+    return paths
+
+
+def test_prod_reads_only_uncommitted_files_that_the_example_documents(prod_files):
+    read = files_read_by_prod_generators()
+    # Every file prod reads is one this test writes; a new one must be added to both.
+    assert read == set(prod_files)
+    assert all(p.startswith(f"{PROD_SECRETS_DIR}/") for p in read), read
+    ignored = (KUSTOMIZE_DIR / "overlays/prod/.gitignore").read_text().splitlines()
+    assert f"/{PROD_SECRETS_DIR}/" in ignored, "overlays/prod/secrets must stay out of git"
+    howto = (KUSTOMIZE_DIR / "overlays/prod/secrets.example/README.md").read_text()
+    for path in read:
+        assert f"`{path}`" in howto, f"secrets.example/README.md does not say how to make {path}"
+
+
+def test_prod_replaces_every_dev_secret_and_service_key(rendered):
+    dev, prod = rendered["dev"], rendered["prod"]
+    for kind in ("Secret", "ConfigMap"):
+        assert values_by_generator(prod, kind).keys() == values_by_generator(dev, kind).keys()
+    dev_values = list(values_by_generator(dev, "Secret").values())
+    dev_values += [
+        value
+        for (name, _), value in values_by_generator(dev, "ConfigMap").items()
+        if name == "trusted-service-keys"
+    ]
+    prod_values = list(values_by_generator(prod, "Secret").values())
+    prod_values += [
+        value
+        for (name, _), value in values_by_generator(prod, "ConfigMap").items()
+        if name == "trusted-service-keys"
+    ]
+    # The whole render, with every Secret decoded, so a value copied anywhere is found.
+    prod_text = "\n".join([*(yaml.safe_dump(d) for d in prod), *prod_values])
+    for value in dev_values:
+        assert value not in prod_values
+        # Each line of key material too (not the PEM armour every key shares), so a partly
+        # copied key is caught as well.
+        lines = [ln for ln in value.splitlines() if len(ln) >= 16 and not ln.startswith("-----")]
+        for needle in [value, *lines]:
+            assert needle not in prod_text, f"a dev value reached prod: {needle[:24]}..."
+
+
+def test_prod_secrets_hold_exactly_the_files_contents(rendered, prod_files):
+    docs = rendered["prod"]
+    secrets_ = values_by_generator(docs, "Secret")
+    for name in PROD_PASSWORD_SECRETS:
+        password = prod_files[f"{PROD_SECRETS_DIR}/{name}.env"].strip().removeprefix("password=")
+        # No newline or quote from the file may end up in the password (and DATABASE_URL).
+        assert secrets_[(name, "password")] == password, name
+    assert (
+        secrets_[("authsvc-signing-key", "signing_key.pem")]
+        == prod_files[f"{PROD_SECRETS_DIR}/authsvc-signing-key.pem"]
+    )
+    trusted = values_by_generator(docs, "ConfigMap")
+    for svc in SIGNING_SERVICES:
+        assert (
+            secrets_[(f"{svc}-service-key", "service_key.pem")]
+            == prod_files[f"{PROD_SECRETS_DIR}/{svc}-service-key.pem"]
+        )
+        assert (
+            trusted[("trusted-service-keys", f"{svc}.pem")]
+            == prod_files[f"{PROD_SECRETS_DIR}/trusted-service-keys/{svc}.pem"]
+        )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_usersvc_trusts_exactly_the_keys_the_services_sign_with(rendered, overlay):
+    docs = rendered[overlay]
+    secrets_ = values_by_generator(docs, "Secret")
+    trusted = values_by_generator(docs, "ConfigMap")
+    assert {key for name, key in trusted if name == "trusted-service-keys"} == {
+        f"{svc}.pem" for svc in SIGNING_SERVICES
+    }
+    for svc in SIGNING_SERVICES:
+        private = serialization.load_pem_private_key(
+            secrets_[(f"{svc}-service-key", "service_key.pem")].encode(), password=None
+        )
+        assert isinstance(private, Ed25519PrivateKey), svc
+        assert pem_public(private) == trusted[("trusted-service-keys", f"{svc}.pem")], svc
+    signing = serialization.load_pem_private_key(
+        secrets_[("authsvc-signing-key", "signing_key.pem")].encode(), password=None
+    )
+    assert isinstance(signing, Ed25519PrivateKey)
+
+
+@pytest.mark.parametrize("missing", sorted(prod_secret_files()))
+def test_prod_does_not_render_without_each_secret_file(tmp_path, prod_files, missing):
+    tree = copy_tree(tmp_path / "kustomize", {k: v for k, v in prod_files.items() if k != missing})
+    result = kustomize_build(tree / "overlays" / "prod")
+    assert result.returncode != 0, f"prod rendered without {missing}"
+    assert missing in result.stderr, result.stderr
+    assert kustomize_build(tree / "overlays" / "dev").returncode == 0, "dev needs no prod file"
+
+
+def test_prod_does_not_render_without_any_secret_file(tmp_path):
+    tree = copy_tree(tmp_path / "kustomize", {})
+    result = kustomize_build(tree / "overlays" / "prod")
+    assert result.returncode != 0
+    assert f"overlays/prod/{PROD_SECRETS_DIR}/" in result.stderr, result.stderr
