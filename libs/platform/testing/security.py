@@ -22,7 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from libs.platform.auth import ServiceTokenSigner, jwk_x, private_pem, public_pem
+from libs.platform.auth import (
+    BearerClientInterceptor,
+    ServiceTokenSigner,
+    jwk_x,
+    private_pem,
+    public_pem,
+)
 
 ISSUER = "authsvc"
 AUDIENCE = "micro"
@@ -58,6 +64,13 @@ class ServiceKeys:
 
     def token(self, name: str, audience: str) -> str:
         return ServiceTokenSigner(name, self.private[name]).token_for(audience)
+
+    def channel(self, port: int, *, caller: str, audience: str) -> grpc.aio.Channel:
+        """A loopback channel whose every call carries `caller`'s service token."""
+        signer = ServiceTokenSigner(caller, self.private[caller])
+        return grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", interceptors=[BearerClientInterceptor(signer, audience)]
+        )
 
 
 class FakeJwksServer(auth_pb2_grpc.AuthServiceServicer):

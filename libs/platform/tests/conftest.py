@@ -1,14 +1,8 @@
 from __future__ import annotations
 
-import pytest
-
 from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     database_url,
-    enable_asyncio_auto_mode,
     new_database,
     pg_admin_dsn,
+    pytest_configure,
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    enable_asyncio_auto_mode(config)

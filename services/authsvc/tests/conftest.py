@@ -10,18 +10,15 @@ import pytest
 from auth.v1 import auth_pb2_grpc
 from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     database_url,
-    enable_asyncio_auto_mode,
     new_database,
     pg_admin_dsn,
+    pytest_configure,
+    serve_fake,
 )
 from libs.platform.testing.security import ServiceKeys, report_hostile
 from services.authsvc import app
 from services.authsvc.config import Settings
 from user.v1 import user_pb2, user_pb2_grpc
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    enable_asyncio_auto_mode(config)
 
 
 @dataclass
@@ -47,12 +44,8 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
 @pytest.fixture
 async def fake_users() -> AsyncIterator[tuple[FakeUsers, int]]:
     servicer = FakeUsers()
-    server = grpc.aio.server()
-    user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield servicer, port
-    await server.stop(0)
+    async with serve_fake(user_pb2_grpc.add_UserServiceServicer_to_server, servicer) as port:
+        yield servicer, port
 
 
 @pytest.fixture

@@ -8,22 +8,19 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from libs.platform.auth import BearerClientInterceptor, ServiceTokenSigner
 from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     database_url,
-    enable_asyncio_auto_mode,
+    jwks,
     new_database,
     pg_admin_dsn,
+    pytest_configure,
+    serve_fake,
 )
-from libs.platform.testing.security import FakeJwksServer, ServiceKeys, report_hostile
+from libs.platform.testing.security import ServiceKeys, report_hostile
 from payment.v1 import payment_pb2_grpc
 from services.paymentsvc import app
 from services.paymentsvc.config import Settings
 from user.v1 import user_pb2, user_pb2_grpc
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    enable_asyncio_auto_mode(config)
 
 
 @dataclass
@@ -54,26 +51,13 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
 @pytest.fixture
 async def fake_users() -> AsyncIterator[tuple[FakeUsers, int]]:
     servicer = FakeUsers()
-    server = grpc.aio.server()
-    user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield servicer, port
-    await server.stop(0)
+    async with serve_fake(user_pb2_grpc.add_UserServiceServicer_to_server, servicer) as port:
+        yield servicer, port
 
 
 @pytest.fixture
 def users(fake_users: tuple[FakeUsers, int]) -> FakeUsers:
     return fake_users[0]
-
-
-@pytest.fixture
-async def jwks() -> AsyncIterator[FakeJwksServer]:
-    server = FakeJwksServer()
-    server.rotate()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
@@ -112,10 +96,8 @@ async def stub(
     paymentsvc: app.PaymentApp, service_keys
 ) -> AsyncIterator[payment_pb2_grpc.PaymentServiceStub]:
     """Calls as the trusted `opsctl` service, which may act for any user."""
-    signer = ServiceTokenSigner("opsctl", service_keys.private["opsctl"])
-    async with grpc.aio.insecure_channel(
-        f"127.0.0.1:{paymentsvc.port}",
-        interceptors=[BearerClientInterceptor(signer, "paymentsvc")],
+    async with service_keys.channel(
+        paymentsvc.port, caller="opsctl", audience="paymentsvc"
     ) as channel:
         yield payment_pb2_grpc.PaymentServiceStub(channel)
 

@@ -5,21 +5,17 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from libs.platform.auth import BearerClientInterceptor, ServiceTokenSigner
 from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     database_url,
-    enable_asyncio_auto_mode,
+    jwks,
     new_database,
     pg_admin_dsn,
+    pytest_configure,
 )
-from libs.platform.testing.security import FakeJwksServer, ServiceKeys, report_hostile
+from libs.platform.testing.security import ServiceKeys, report_hostile
 from services.usersvc import app
 from services.usersvc.config import Settings
 from user.v1 import user_pb2_grpc
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    enable_asyncio_auto_mode(config)
 
 
 def make_settings(database_url: str, jwks_port: int, trusted: str, **kw: object) -> Settings:
@@ -36,15 +32,6 @@ def make_settings(database_url: str, jwks_port: int, trusted: str, **kw: object)
         "jwks_min_refresh_seconds": 0.0,
     }
     return Settings(**{**values, **kw})  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def jwks() -> AsyncIterator[FakeJwksServer]:
-    server = FakeJwksServer()
-    server.rotate()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
@@ -67,10 +54,7 @@ async def usersvc(database_url: str, jwks, service_keys) -> AsyncIterator[app.Us
 @pytest.fixture
 async def stub(usersvc: app.UserApp, service_keys) -> AsyncIterator[user_pb2_grpc.UserServiceStub]:
     """Calls as the authsvc service, which may use every method (VerifyCredentials too)."""
-    signer = ServiceTokenSigner("authsvc", service_keys.private["authsvc"])
-    async with grpc.aio.insecure_channel(
-        f"127.0.0.1:{usersvc.port}", interceptors=[BearerClientInterceptor(signer, "usersvc")]
-    ) as channel:
+    async with service_keys.channel(usersvc.port, caller="authsvc", audience="usersvc") as channel:
         yield user_pb2_grpc.UserServiceStub(channel)
 
 

@@ -1,0 +1,116 @@
+"""What every service's start() shares: pool, channels, migrations, server, and cleanup.
+
+A service states only what is its own (servicer, interceptors, which services it calls);
+`Wiring` opens the rest so that a failure anywhere in start() closes whatever was already
+opened, and a running `ServiceApp` closes it all after the server has drained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Self
+
+import asyncpg
+import grpc
+
+from libs.platform import clients, db
+from libs.platform.migrations import apply_migrations
+from libs.platform.server import GrpcServer, ServiceRegistration, start_server
+
+
+class ServiceSettings(Protocol):
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def db_pool_max_size(self) -> int: ...
+    @property
+    def grpc_host(self) -> str: ...
+    @property
+    def grpc_port(self) -> int: ...
+    @property
+    def grpc_max_message_bytes(self) -> int: ...
+    def server_credentials(self) -> grpc.ServerCredentials | None: ...
+    def channel_credentials(self) -> grpc.ChannelCredentials | None: ...
+
+
+@dataclass
+class ServiceApp:
+    server: GrpcServer
+    pool: asyncpg.Pool
+    # The pool and channels; they must outlive the calls the server drains in stop().
+    resources: AsyncExitStack = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        await self.server.stop(grace)
+        await self.resources.aclose()
+
+
+class Wiring:
+    """`async with Wiring(...) as w:` ... `return App(server, w.pool, w.hand_over(), ...)`.
+
+    Leaving the block by an exception (cancellation included) closes what was opened;
+    whatever was not handed over is closed on a normal exit too, so a forgotten
+    hand_over() shows up at once as a closed pool rather than as a leak.
+    """
+
+    def __init__(self, settings: ServiceSettings, migrations: Path) -> None:
+        self._settings = settings
+        self._migrations = migrations
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        # TLS settings are checked before the database is touched: a bad certificate path
+        # should fail fast, not after a connection attempt.
+        self._server_credentials = self._settings.server_credentials()
+        self._channel_credentials = self._settings.channel_credentials()
+        self.pool = await db.create_pool(
+            self._settings.database_url, max_size=self._settings.db_pool_max_size
+        )
+        self._stack.push_async_callback(self.pool.close)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    def channel(
+        self, address: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+    ) -> grpc.aio.Channel:
+        """A channel to another service; it connects lazily, so start order does not matter."""
+        channel = clients.open_channel(
+            address,
+            credentials=self._channel_credentials,
+            interceptors=interceptors,
+            max_message_bytes=self._settings.grpc_max_message_bytes,
+        )
+        self._stack.push_async_callback(channel.close)
+        return channel
+
+    async def serve(
+        self,
+        service: ServiceRegistration,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> GrpcServer:
+        # Migrate last, so a configuration mistake found while building the servicer
+        # leaves the schema untouched, and before serving, so no call sees an old schema.
+        await apply_migrations(self.pool, self._migrations)
+        server = await start_server(
+            [service],
+            host=self._settings.grpc_host,
+            port=self._settings.grpc_port,
+            interceptors=interceptors,
+            credentials=self._server_credentials,
+            max_message_bytes=self._settings.grpc_max_message_bytes,
+        )
+        server.watch_database(self.pool)  # readiness follows the database
+        return server
+
+    def hand_over(self) -> AsyncExitStack:
+        """Give the opened resources to the running app, which closes them in stop()."""
+        return self._stack.pop_all()
