@@ -154,9 +154,10 @@ class PostgresCluster:
             "-c max_connections=300"
         )
 
-    def _pg_ctl_start(self) -> None:
+    def _start_argv(self, *wait_options: str) -> list[str]:
+        """pg_ctl's start command for this cluster; `wait_options` go before `start`."""
         assert self.tmpdir is not None
-        self._run(
+        return [
             str(self.bindir / "pg_ctl"),
             "-D",
             str(self.datadir),
@@ -165,11 +166,12 @@ class PostgresCluster:
             "-o",
             self._server_options(),
             "-w",
-            "-t",
-            "60",
+            *wait_options,
             "start",
-            timeout=90,
-        )
+        ]
+
+    def _pg_ctl_start(self) -> None:
+        self._run(*self._start_argv("-t", "60"), timeout=90)
 
     # Outage simulation runs while the test process has gRPC threads busy. fork() then runs
     # gRPC's atfork handlers, which can crash the child, so these two avoid fork():
@@ -196,18 +198,7 @@ class PostgresCluster:
 
     def start_server(self, timeout: float = 60) -> None:
         """Start a server stopped by stop_server again, on the same port with the same data."""
-        assert self.tmpdir is not None
-        argv = [
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.datadir),
-            "-l",
-            str(self.tmpdir / "postgres.log"),
-            "-o",
-            self._server_options(),
-            "-w",
-            "start",
-        ]
+        argv = self._start_argv()
         env = dict(os.environ)
         if self._run_as:
             argv = ["setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--clear-groups", *argv]
