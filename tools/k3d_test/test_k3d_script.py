@@ -20,31 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from tools.pytest.workspace import workspace_root
+
 SERVICES = ["usersvc", "paymentsvc", "authsvc"]
 PORTS = {"usersvc": 50051, "paymentsvc": 50052, "authsvc": 50053}
 CONTEXT = ["--context", "k3d-dev"]
 # Names hidden from the script's PATH so that only the stand-ins can answer.
 REAL_TOOLS = {"k3d", "kubectl", "bazel", "bazelisk", "kustomize"}
 
-
-def find_repo_root() -> Path:
-    """The directory holding tools/k3d.sh: the checkout, or the Bazel runfiles tree."""
-    env_root = os.environ.get("MICRO_REPO_ROOT")
-    if env_root:
-        return Path(env_root)
-    srcdir, workspace = os.environ.get("TEST_SRCDIR"), os.environ.get("TEST_WORKSPACE")
-    if srcdir and workspace and (Path(srcdir) / workspace / "tools/k3d.sh").is_file():
-        return Path(srcdir) / workspace
-    # Not resolve(): under Bazel the file is a symlink into the source tree, and the data
-    # files sit next to the link in runfiles, not next to its target.
-    here = Path(__file__).absolute()
-    for parent in here.parents:
-        if (parent / "MODULE.bazel").is_file() or (parent / "tools/k3d.sh").is_file():
-            return parent
-    raise RuntimeError(f"no repository root (MODULE.bazel or tools/k3d.sh) above {here}")
-
-
-REPO_ROOT = find_repo_root()
+REPO_ROOT = workspace_root("tools/k3d.sh", __file__)
 SCRIPT = REPO_ROOT / "tools/k3d.sh"
 
 STUB_COMMON = """\

@@ -23,6 +23,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tools.pytest.workspace import workspace_root
+
 # The cluster version the manifests must be valid for: k3d's k3s and the kubectl in use.
 KUBERNETES_VERSION = "1.32"
 OVERLAYS = ["dev", "prod"]
@@ -41,24 +43,7 @@ PROD_PASSWORD_SECRETS = ["postgres-superuser", "usersvc-db", "paymentsvc-db", "a
 SIGNING_SERVICES = ["authsvc", "paymentsvc"]
 
 
-def find_repo_root() -> Path:
-    """The directory holding deploy/kustomize: the checkout, or the Bazel runfiles tree."""
-    env_root = os.environ.get("MICRO_REPO_ROOT")
-    if env_root:
-        return Path(env_root)
-    srcdir, workspace = os.environ.get("TEST_SRCDIR"), os.environ.get("TEST_WORKSPACE")
-    if srcdir and workspace and (Path(srcdir) / workspace / "deploy/kustomize").is_dir():
-        return Path(srcdir) / workspace
-    # Not resolve(): under Bazel the file is a symlink into the source tree, and the data
-    # files sit next to the link in runfiles, not next to its target.
-    here = Path(__file__).absolute()
-    for parent in here.parents:
-        if (parent / "MODULE.bazel").is_file() or (parent / "deploy/kustomize/base").is_dir():
-            return parent
-    raise RuntimeError(f"no repository root (MODULE.bazel or deploy/kustomize) above {here}")
-
-
-KUSTOMIZE_DIR = find_repo_root() / "deploy/kustomize"
+KUSTOMIZE_DIR = workspace_root("deploy/kustomize", __file__) / "deploy/kustomize"
 
 
 def kustomize_command() -> list[str]:
