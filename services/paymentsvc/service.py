@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 
 import grpc
 
-from libs.platform import clients
+from libs.platform import clients, deadlines
 from libs.platform import validation as v
 from libs.platform.auth import require_user_or_service
+from libs.platform.batching import Coalescer
 from libs.platform.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -30,6 +32,8 @@ MAX_AMOUNT = 1_000_000_000_000
 MAX_IDEMPOTENCY_KEY = 128
 MAX_DESCRIPTION = 500
 STATUS_COMPLETED = "COMPLETED"
+# usersvc's BatchGetUsers limit.
+MAX_USER_BATCH = 100
 
 _STATUS_TO_PB = {
     "PENDING": payment_pb2.PAYMENT_STATUS_PENDING,
@@ -70,6 +74,10 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         self._users = users
         self._default_currency = default_currency
         self._users_timeout = users_timeout
+        # Concurrent payments share one usersvc call to check their users (see batching.py).
+        self._user_checks: Coalescer[str, bool] = Coalescer(
+            self._users_exist, max_batch=MAX_USER_BATCH
+        )
 
     def _validate_create(self, req: payment_pb2.CreatePaymentRequest) -> NewPayment:
         bad = Violations()
@@ -106,20 +114,54 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         )
 
     async def _require_user(self, user_id: str) -> None:
+        timeout = deadlines.budget(self._users_timeout)
+        try:
+            exists = await self._user_checks.get(user_id, timeout)
+        except TimeoutError:
+            if deadlines.expired():
+                raise deadlines.DeadlineExceeded(
+                    "deadline exceeded while waiting for usersvc"
+                ) from None
+            raise Unavailable("usersvc is unavailable (DEADLINE_EXCEEDED); retry later") from None
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                # usersvc refused paymentsvc's own service token: a deployment problem.
+                log.error("usersvc refused paymentsvc's service token: %s", exc.details())
+                raise Unavailable("usersvc is unavailable to paymentsvc; retry later") from None
+            raise
+        if not exists:
+            raise NotFound(f"user {user_id} does not exist")
+
+    async def _users_exist(self, user_ids: list[str], time_limit: float) -> dict[str, bool]:
+        """Whether each user exists: one BatchGetUsers call while all of them do."""
+        try:
+            await clients.call(
+                self._users.BatchGetUsers,
+                user_pb2.BatchGetUsersRequest(user_ids=user_ids),
+                dependency="usersvc",
+                deadline=time_limit,
+            )
+            return dict.fromkeys(user_ids, True)
+        except grpc.aio.AioRpcError as exc:
+            # NOT_FOUND fails the whole batch (AIP-231) without saying which users are
+            # missing; UNIMPLEMENTED is a usersvc older than BatchGetUsers (rolling update).
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+                raise
+        found = await asyncio.gather(*(self._user_exists(u, time_limit) for u in user_ids))
+        return dict(zip(user_ids, found, strict=True))
+
+    async def _user_exists(self, user_id: str, time_limit: float) -> bool:
         try:
             await clients.call(
                 self._users.GetUser,
                 user_pb2.GetUserRequest(user_id=user_id),
                 dependency="usersvc",
-                deadline=self._users_timeout,
+                deadline=time_limit,
             )
+            return True
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(f"user {user_id} does not exist") from None
-            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                # usersvc refused paymentsvc's own service token: a deployment problem.
-                log.error("usersvc refused paymentsvc's service token: %s", exc.details())
-                raise Unavailable("usersvc is unavailable to paymentsvc; retry later") from None
+                return False
             raise
 
     async def CreatePayment(  # noqa: N802 - gRPC method names

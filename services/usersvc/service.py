@@ -15,6 +15,7 @@ from user.v1 import user_pb2, user_pb2_grpc
 MIN_PASSWORD = 8
 MAX_PASSWORD = 128
 MAX_DISPLAY_NAME = 200
+MAX_BATCH_GET = 100
 BAD_CREDENTIALS = "invalid email or password"
 # A password oracle: only the login service may ask it.
 VERIFY_CREDENTIALS_CALLERS = frozenset({"authsvc"})
@@ -148,6 +149,26 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         return user_pb2.ListUsersResponse(
             users=[_user_pb(r) for r in rows], next_page_token=next_token
         )
+
+    async def BatchGetUsers(  # noqa: N802
+        self, request: user_pb2.BatchGetUsersRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.BatchGetUsersResponse:
+        require_service()
+        if not request.user_ids:
+            raise InvalidArgument.field("user_ids", "must name at least one user")
+        if len(request.user_ids) > MAX_BATCH_GET:
+            raise InvalidArgument.field(
+                "user_ids", f"must name at most {MAX_BATCH_GET} users; split the request"
+            )
+        user_ids = _collect(
+            *((v.uuid_str, u, f"user_ids[{i}]") for i, u in enumerate(request.user_ids))
+        )
+        found = {row.id: row for row in await self._store.get_many(list(set(user_ids)))}
+        missing = [u for u in dict.fromkeys(user_ids) if u not in found]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise NotFound(f"user {missing[0]} does not exist{more}")
+        return user_pb2.BatchGetUsersResponse(users=[_user_pb(found[u]) for u in user_ids])
 
     async def VerifyCredentials(  # noqa: N802
         self, request: user_pb2.VerifyCredentialsRequest, context: grpc.aio.ServicerContext

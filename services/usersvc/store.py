@@ -72,6 +72,16 @@ class UserStore:
             )
         return _row(r) if r else None
 
+    async def get_many(self, user_ids: list[str]) -> list[UserRow]:
+        """The users among user_ids that exist, in no particular order."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::uuid[])",
+                [uuid.UUID(u) for u in user_ids],
+                timeout=db.query_timeout(),
+            )
+        return [_row(r) for r in rows]
+
     async def update(
         self,
         user_id: str,

@@ -38,14 +38,33 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         self.known.add(user_id)
         return user_id
 
-    async def GetUser(self, request, context):
+    # False plays a usersvc from before BatchGetUsers existed.
+    batch: bool = True
+    # The number of ids in each BatchGetUsers call.
+    batch_sizes: list[int] = field(default_factory=list)
+
+    async def _called(self, context) -> None:
         self.calls += 1
         self.authorizations.append(dict(context.invocation_metadata()).get("authorization", ""))
         if self.delay:
             await asyncio.sleep(self.delay)
+
+    async def GetUser(self, request, context):
+        await self._called(context)
         if request.user_id not in self.known:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such user")
         return user_pb2.GetUserResponse(user_id=request.user_id, email="x@example.com")
+
+    async def BatchGetUsers(self, request, context):
+        if not self.batch:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        await self._called(context)
+        self.batch_sizes.append(len(request.user_ids))
+        if any(u not in self.known for u in request.user_ids):
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such user")
+        return user_pb2.BatchGetUsersResponse(
+            users=[user_pb2.User(user_id=u) for u in request.user_ids]
+        )
 
 
 @pytest.fixture

@@ -216,3 +216,35 @@ async def test_usersvc_down_is_unavailable(database_url, users, jwks, service_ke
             assert "usersvc is unavailable" in err.details()
     finally:
         await running.stop(0)
+
+
+async def test_concurrent_payments_share_usersvc_checks(stub, users, paymentsvc) -> None:
+    uids = [users.add() for _ in range(5)]
+    users.delay = 0.05  # keeps a check in flight while the others arrive
+    created = await asyncio.gather(*(stub.CreatePayment(req(uids[i % 5])) for i in range(60)))
+    assert len({c.payment_id for c in created}) == 60
+    assert await row_count(paymentsvc) == 60
+    # The first check goes out alone; the rest wait for a free slot and go out together.
+    assert users.calls < 10, users.batch_sizes
+    assert sum(users.batch_sizes) < 60 and max(users.batch_sizes) <= 5
+
+
+async def test_missing_user_in_a_batch_fails_only_its_own_payment(stub, users, paymentsvc) -> None:
+    uids = [users.add() for _ in range(4)]
+    gone = str(uuid.uuid4())
+    users.delay = 0.05
+    results = await asyncio.gather(
+        *(stub.CreatePayment(req(u)) for u in [*uids, gone, *uids]), return_exceptions=True
+    )
+    failed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert [e.code() for e in failed] == [grpc.StatusCode.NOT_FOUND]
+    assert gone in failed[0].details()
+    assert await row_count(paymentsvc) == 8
+
+
+async def test_usersvc_without_batch_get_is_still_used(stub, users, paymentsvc) -> None:
+    users.batch = False  # a usersvc from before BatchGetUsers, during a rolling update
+    uid = users.add()
+    await stub.CreatePayment(req(uid))
+    await expect_error(stub.CreatePayment(req(str(uuid.uuid4()))), grpc.StatusCode.NOT_FOUND)
+    assert await row_count(paymentsvc) == 1

@@ -178,6 +178,40 @@ async def test_delete_user(stub) -> None:
     await create(stub)
 
 
+async def test_batch_get_users_in_request_order(stub) -> None:
+    a, b = [(await create(stub, f"b{i}@example.com")).user_id for i in range(2)]
+    resp = await stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(user_ids=[b, a, b]))
+    assert [u.user_id for u in resp.users] == [b, a, b]
+    assert [u.email for u in resp.users] == ["b1@example.com", "b0@example.com", "b1@example.com"]
+    # Ids are matched in canonical form, whatever case the caller used.
+    upper = await stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(user_ids=[a.upper()]))
+    assert [u.user_id for u in upper.users] == [a]
+
+
+async def test_batch_get_users_errors(stub) -> None:
+    known = (await create(stub)).user_id
+    missing = [str(uuid.uuid4()) for _ in range(2)]
+    err = await expect_error(
+        stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(user_ids=[known, *missing])),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    assert missing[0] in err.details() and "1 more" in err.details()
+    err = await expect_error(
+        stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(user_ids=[known, "nope", ""])),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert set(field_violations(err)) == {"user_ids[1]", "user_ids[2]"}
+    err = await expect_error(
+        stub.BatchGetUsers(user_pb2.BatchGetUsersRequest()), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "at least one" in field_violations(err)["user_ids"]
+    err = await expect_error(
+        stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(user_ids=[known] * 101)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "at most 100" in field_violations(err)["user_ids"]
+
+
 async def test_list_users_pages_through_everything(stub) -> None:
     ids = [(await create(stub, f"u{i}@example.com")).user_id for i in range(7)]
     seen: list[str] = []

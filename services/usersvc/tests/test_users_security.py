@@ -113,6 +113,12 @@ async def test_user_cannot_touch_another_users_account(anon, stub, jwks) -> None
         anon.DeleteUser(user_pb2.DeleteUserRequest(user_id=bob), metadata=as_ann), DENIED
     )
     await expect_refused(anon.ListUsers(user_pb2.ListUsersRequest(), metadata=as_ann), DENIED)
+    # Batch reads are for services, even of one's own account.
+    for ids in ([bob], [ann]):
+        await expect_refused(
+            anon.BatchGetUsers(user_pb2.BatchGetUsersRequest(user_ids=ids), metadata=as_ann),
+            DENIED,
+        )
     got = await stub.GetUser(user_pb2.GetUserRequest(user_id=bob))
     assert got.display_name == ""  # untouched
     updated = await anon.UpdateUser(
