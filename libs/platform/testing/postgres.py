@@ -74,8 +74,11 @@ def with_database(dsn: str, dbname: str) -> str:
 class PostgresCluster:
     """initdb + pg_ctl in a temp dir; use as a context manager or call start()/stop()."""
 
-    def __init__(self, bindir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, *, durable: bool = False) -> None:
         self.bindir = bindir or find_bindir()
+        # Tests throw the cluster away, so by default it skips the flushes that make a
+        # commit survive a crash; benchmarks want production's commit cost.
+        self.durable = durable
         self.tmpdir: Path | None = None
         self.port = 0
         self._run_as: dict[str, Any] = {}
@@ -147,11 +150,15 @@ class PostgresCluster:
             raise
 
     def _server_options(self) -> str:
+        flushes = (
+            ""
+            if self.durable
+            else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        )
         return (
             f"-c listen_addresses=127.0.0.1 -p {self.port} "
             f"-c unix_socket_directories={self.datadir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=300"
+            f"{flushes}-c max_connections=300"
         )
 
     def _start_argv(self, *wait_options: str) -> list[str]:
