@@ -17,6 +17,7 @@ import os
 import platform
 import shutil
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,6 +359,10 @@ def _profiles(run: Run, args: argparse.Namespace) -> str:
     return "\n\n".join(parts)
 
 
+def _fill(text: str) -> str:
+    return textwrap.fill(text, width=92, break_on_hyphens=False)
+
+
 def _load_method(run: Run, args: argparse.Namespace) -> str:
     window = f"{args.duration:g} s measured after {args.warmup:g} s warm-up per point"
     login = (
@@ -370,41 +375,51 @@ def _load_method(run: Run, args: argparse.Namespace) -> str:
             f"Closed-loop load from {args.client_processes} separate client processes "
             f"(grpc.aio, {window}; {login})"
         )
+    if parse_levels(args.login_concurrency):
+        login += (
+            f" from {args.client_processes} Python client processes (grpc.aio; argon2 holds "
+            "it to a few calls/s)"
+        )
     return (
-        f"Closed-loop load from {run.h2load_version} (a C HTTP/2 client, one thread: "
-        f"up to {h2load.MAX_CONNECTIONS} connections with streams per connection making up "
-        f"the concurrency) for the empty handler, GetUser and CreatePayment, {window}; "
-        f"{login} from {args.client_processes} Python client processes (grpc.aio; argon2 "
-        "holds it to a few calls/s)"
+        f"Closed-loop load from {run.h2load_version} (a C HTTP/2 client, one thread; up to "
+        f"{h2load.MAX_CONNECTIONS} connections, streams per connection making up the "
+        f"concurrency) for the empty handler, GetUser and CreatePayment, {window}; {login}"
     )
 
 
 def _load_caveat(run: Run, cpus: str) -> str:
     if not run.h2load_version:
         return (
-            f"the client processes, the services and PostgreSQL\nshare the same {cpus} CPUs, "
-            "so every figure is a whole-machine figure; the client's\nown cost is part of "
-            "every series, the empty-handler ceiling included, which keeps the\nratios fair."
+            f"the client processes, the services and PostgreSQL share the same {cpus} CPUs, "
+            "so every figure is a whole-machine figure; the client's own cost is part of "
+            "every series, the empty-handler ceiling included, which keeps the ratios fair."
         )
     return (
-        f"h2load, the services and PostgreSQL share the same {cpus} CPUs,\nso every "
-        "figure is a whole-machine figure; h2load's own cost is part of every series,\nthe "
-        "empty-handler ceiling included, which keeps the ratios fair. h2load sees HTTP 200\n"
+        f"h2load, the services and PostgreSQL share the same {cpus} CPUs, so every figure "
+        "is a whole-machine figure; h2load's own cost is part of every series, the "
+        "empty-handler ceiling included, which keeps the ratios fair. h2load sees HTTP 200 "
         'for a failed gRPC call (the status travels in the trailers), so "errors" are the '
-        "non-OK\ncodes the server itself counted (grpc_server_handled_total of every worker, "
-        "over the\nwhole point, warm-up included) plus any non-2xx answer or broken stream "
-        "h2load saw;\nCANCELLED up to the concurrency is left out: h2load ends a point by "
-        "closing its\nconnections, which cancels the calls in flight. p50/p99 are h2load's "
-        "per-request times\n(--log-file)."
+        "non-OK codes the server itself counted (grpc_server_handled_total of every worker, "
+        "over the whole point, warm-up included) plus any non-2xx answer or broken stream "
+        "h2load saw; CANCELLED up to the concurrency is left out: h2load ends a point by "
+        "closing its connections, which cancels the calls in flight. p50/p99 are h2load's "
+        "per-request times (--log-file)."
     )
 
 
 def render(run: Run, args: argparse.Namespace, started: dt.datetime, load_avg: str) -> str:
     info = machine()
     info["load generator"] = (
-        f"{run.h2load_version} (Login: grpc.aio)" if run.h2load_version else "grpc.aio"
+        f"{run.h2load_version} (Login: grpc.aio)"
+        if run.h2load_version
+        else "grpc.aio client processes"
     )
     mach = "\n".join(f"| {k} | {v} |" for k, v in info.items())
+    caveat = _fill(
+        f"**Read the numbers with this in mind:** {_load_caveat(run, info['CPUs'])} "
+        '"server CPU" is the CPU the measured server\'s processes used (cores, averaged '
+        "over the point; paymentsvc's includes none of usersvc's work for it)."
+    )
     main_rows = [r for r in run.rows if r.workers == 1]
     worker_rows = [r for r in run.rows if r.workers != 1]
     compare = ""
@@ -427,7 +442,8 @@ def render(run: Run, args: argparse.Namespace, started: dt.datetime, load_avg: s
     return f"""## Runtime
 
 {started:%Y-%m-%d %H:%M} UTC. Rerun: `tools/bazel run //tools/bench:bench` (add
-`-- --py-spy $(command -v py-spy)` for the profile). {_load_method(run, args)},
+`-- --py-spy $(command -v py-spy)` for the profile).
+{_fill(_load_method(run, args) + ",")}
 loopback only, services at LOG_LEVEL={args.log_level}
 with default pool sizes and argon2 at its production defaults. Auth:
 {
@@ -441,9 +457,7 @@ Load average when the run started: {load_avg}.
 | --- | --- |
 {mach}
 
-**Read the numbers with this in mind:** {_load_caveat(run, info["CPUs"])}
-"server CPU" is the CPU the measured server's processes used (cores, averaged
-over the point; paymentsvc's includes none of usersvc's work for it).
+{caveat}
 
 ### Goals
 
