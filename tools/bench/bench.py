@@ -4,7 +4,9 @@ empty-handler and pgbench ceilings; writes the runtime section of BENCHMARKS.md.
     tools/bazel run //tools/bench:bench [-- --duration 3 --concurrency 1,8,32,64 --py-spy PATH]
 
 Everything runs on loopback: a throwaway PostgreSQL, the three service binaries, a bench-only
-empty server, and the load from separate client processes (tools/bench/load.py).
+empty server, and the load: h2load (tools/bench/h2load.py) for the empty handler, GetUser and
+CreatePayment when it is installed (--load), Python client processes (tools/bench/load.py)
+for Login and as the fallback.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import platform
 import shutil
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,8 @@ from pathlib import Path
 import grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from tools.bench import profile
+from tools.bench import h2load, profile
+from tools.bench.h2load import H2Load
 from tools.bench.load import LoadGenerator, PointResult
 from tools.bench.pgbench import run_pgbench
 from tools.bench.sections import replace_section
@@ -46,11 +50,31 @@ class Row:
 
 
 @dataclass
+class Drivers:
+    """h2load for the methods it can send, when chosen; the Python client for the rest."""
+
+    c_client: H2Load | None
+    python: LoadGenerator | None  # None when nothing needs it
+
+    def for_method(self, method: str) -> H2Load | LoadGenerator:
+        if self.c_client is not None and method in h2load.SERVICES:
+            return self.c_client
+        if self.python is None:
+            raise RuntimeError(f"no load generator started for {method}")
+        return self.python
+
+    def close(self) -> None:
+        if self.python is not None:
+            self.python.close()
+
+
+@dataclass
 class Run:
     rows: list[Row] = field(default_factory=list)
     profiles: list[profile.Profile | str] = field(default_factory=list)
     auth_enforced: bool = False
     notes: list[str] = field(default_factory=list)
+    h2load_version: str = ""  # empty: the Python client produced every series
 
     def series(self, name: str, workers: int = 1) -> list[Row]:
         return [r for r in self.rows if r.series == name and r.workers == workers]
@@ -69,7 +93,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--login-duration", type=float, default=4.0)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per point")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds per point")
-    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--load",
+        choices=("h2load", "python"),
+        help="load generator for the empty handler, GetUser and CreatePayment (Login always "
+        "uses the Python client); default: h2load when it is on PATH, else python",
+    )
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="processes of the Python client"
+    )
     parser.add_argument(
         "--compare-workers",
         type=int,
@@ -104,10 +136,61 @@ def seed(system: System) -> tuple[str, str, bool]:
     return created.user_id, login.token, enforced
 
 
+def choose_h2load(requested: str | None) -> tuple[H2Load | None, str]:
+    """The h2load driver, or None and why the Python client produces every series."""
+    if requested == "python":
+        return None, "--load python: the Python client (tools/bench/load.py) produced every series."
+    found = shutil.which("h2load")
+    if found:
+        return H2Load(found), ""
+    if requested == "h2load":
+        raise SystemExit("--load h2load: h2load is not on PATH (Debian package nghttp2-client)")
+    return None, (
+        "h2load was not on PATH (Debian package nghttp2-client), so the Python client "
+        "(tools/bench/load.py) produced every series."
+    )
+
+
+def run_point(
+    drivers: Drivers,
+    system: System,
+    args: argparse.Namespace,
+    *,
+    method: str,
+    server: str,
+    concurrency: int,
+    user_id: str,
+    token: str,
+) -> PointResult:
+    driver = drivers.for_method(method)
+    if isinstance(driver, H2Load):
+        return driver.run(
+            method,
+            system.addr(server),
+            concurrency,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            user_id=user_id,
+            metrics_urls=system.metrics_urls(server),
+            token=token,
+        )
+    return driver.run(
+        method,
+        system.addr(server),
+        concurrency,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        user_id=user_id,
+        email=EMAIL,
+        password=PASSWORD,
+        token=token,
+    )
+
+
 def measure(
     run: Run,
     system: System,
-    load: LoadGenerator,
+    drivers: Drivers,
     args: argparse.Namespace,
     *,
     series: str,
@@ -118,17 +201,23 @@ def measure(
     user_id: str,
     token: str,
 ) -> Row:
+    if isinstance(drivers.for_method(method), H2Load):
+        # h2load keeps connections x streams in flight, which may round the level up.
+        actual = h2load.shape(concurrency).concurrency
+        note = f"h2load ran concurrency {concurrency} as {actual} (connections x streams)."
+        if actual != concurrency and note not in run.notes:
+            run.notes.append(note)
+        concurrency = actual
     before = cpu_seconds(system.pid(server))
     t0 = time.monotonic()
-    result = load.run(
-        method,
-        system.addr(server),
-        concurrency,
-        duration_s=args.duration,
-        warmup_s=args.warmup,
+    result = run_point(
+        drivers,
+        system,
+        args,
+        method=method,
+        server=server,
+        concurrency=concurrency,
         user_id=user_id,
-        email=EMAIL,
-        password=PASSWORD,
         token=token,
     )
     elapsed = time.monotonic() - t0
@@ -270,9 +359,67 @@ def _profiles(run: Run, args: argparse.Namespace) -> str:
     return "\n\n".join(parts)
 
 
+def _fill(text: str) -> str:
+    return textwrap.fill(text, width=92, break_on_hyphens=False)
+
+
+def _load_method(run: Run, args: argparse.Namespace) -> str:
+    window = f"{args.duration:g} s measured after {args.warmup:g} s warm-up per point"
+    login = (
+        f"Login {args.login_duration:g} s at {args.login_concurrency}"
+        if parse_levels(args.login_concurrency)
+        else "Login not measured"
+    )
+    if not run.h2load_version:
+        return (
+            f"Closed-loop load from {args.client_processes} separate client processes "
+            f"(grpc.aio, {window}; {login})"
+        )
+    if parse_levels(args.login_concurrency):
+        login += (
+            f" from {args.client_processes} Python client processes (grpc.aio; argon2 holds "
+            "it to a few calls/s)"
+        )
+    return (
+        f"Closed-loop load from {run.h2load_version} (a C HTTP/2 client, one thread; up to "
+        f"{h2load.MAX_CONNECTIONS} connections, streams per connection making up the "
+        f"concurrency) for the empty handler, GetUser and CreatePayment, {window}; {login}"
+    )
+
+
+def _load_caveat(run: Run, cpus: str) -> str:
+    if not run.h2load_version:
+        return (
+            f"the client processes, the services and PostgreSQL share the same {cpus} CPUs, "
+            "so every figure is a whole-machine figure; the client's own cost is part of "
+            "every series, the empty-handler ceiling included, which keeps the ratios fair."
+        )
+    return (
+        f"h2load, the services and PostgreSQL share the same {cpus} CPUs, so every figure "
+        "is a whole-machine figure; h2load's own cost is part of every series, the "
+        "empty-handler ceiling included, which keeps the ratios fair. h2load sees HTTP 200 "
+        'for a failed gRPC call (the status travels in the trailers), so "errors" are the '
+        "non-OK codes the server itself counted (grpc_server_handled_total of every worker, "
+        "over the whole point, warm-up included) plus any non-2xx answer or broken stream "
+        "h2load saw; CANCELLED up to the concurrency is left out: h2load ends a point by "
+        "closing its connections, which cancels the calls in flight. p50/p99 are h2load's "
+        "per-request times (--log-file)."
+    )
+
+
 def render(run: Run, args: argparse.Namespace, started: dt.datetime, load_avg: str) -> str:
     info = machine()
+    info["load generator"] = (
+        f"{run.h2load_version} (Login: grpc.aio)"
+        if run.h2load_version
+        else "grpc.aio client processes"
+    )
     mach = "\n".join(f"| {k} | {v} |" for k, v in info.items())
+    caveat = _fill(
+        f"**Read the numbers with this in mind:** {_load_caveat(run, info['CPUs'])} "
+        '"server CPU" is the CPU the measured server\'s processes used (cores, averaged '
+        "over the point; paymentsvc's includes none of usersvc's work for it)."
+    )
     main_rows = [r for r in run.rows if r.workers == 1]
     worker_rows = [r for r in run.rows if r.workers != 1]
     compare = ""
@@ -295,10 +442,9 @@ def render(run: Run, args: argparse.Namespace, started: dt.datetime, load_avg: s
     return f"""## Runtime
 
 {started:%Y-%m-%d %H:%M} UTC. Rerun: `tools/bazel run //tools/bench:bench` (add
-`-- --py-spy $(command -v py-spy)` for the profile). Closed-loop load from
-{args.client_processes} separate client processes (grpc.aio, {args.duration:g} s measured
-after {args.warmup:g} s warm-up per point; Login {args.login_duration:g} s at
-{args.login_concurrency}), loopback only, services at LOG_LEVEL={args.log_level}
+`-- --py-spy $(command -v py-spy)` for the profile).
+{_fill(_load_method(run, args) + ",")}
+loopback only, services at LOG_LEVEL={args.log_level}
 with default pool sizes and argon2 at its production defaults. Auth:
 {
         "GetUser and CreatePayment required a bearer token from Login (sent)"
@@ -311,11 +457,7 @@ Load average when the run started: {load_avg}.
 | --- | --- |
 {mach}
 
-**Read the numbers with this in mind:** the client processes, the services and PostgreSQL
-share the same {info["CPUs"]} CPUs, so every figure is a whole-machine figure; the client's
-own cost is part of every series, the empty-handler ceiling included, which keeps the
-ratios fair. "server CPU" is the CPU the measured server's processes used (cores, averaged
-over the point; paymentsvc's includes none of usersvc's work for it).
+{caveat}
 
 ### Goals
 
@@ -349,11 +491,17 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
     run = Run()
+    driver, why_python = choose_h2load(args.load)
+    if driver is None:
+        run.notes.append(why_python)
+    else:
+        run.h2load_version = driver.version()
     system = System(
         {n: getattr(args, n) for n in ("usersvc", "paymentsvc", "authsvc", "empty")},
         log_level=args.log_level,
     )
-    load = LoadGenerator(args.client_processes)
+    needs_python = driver is None or bool(parse_levels(args.login_concurrency))
+    drivers = Drivers(driver, LoadGenerator(args.client_processes) if needs_python else None)
     try:
         system.start_database()
         system.environments()
@@ -369,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             return measure(
                 run,
                 system,
-                load,
+                drivers,
                 args,
                 series=series,
                 method=method,
@@ -402,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             measure(
                 run,
                 system,
-                load,
+                drivers,
                 login_args,
                 series="Login",
                 method="Login",
@@ -436,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
                 point("GetUser", "GetUser", "usersvc", c, n)
                 point("CreatePayment", "CreatePayment", "paymentsvc", c, n)
     finally:
-        load.close()
+        drivers.close()
         system.stop()
     dbs = ", ".join(DATABASES.values())
     run.notes.append(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from libs.platform.testing.launch import (
 from libs.platform.testing.postgres import PostgresCluster, create_database
 
 PORTS = {"usersvc": 50151, "paymentsvc": 50152, "authsvc": 50153, "empty": 50161}
+# Fixed, so the h2load driver can read each worker's call counters: worker i of a server
+# serves /metrics on its METRICS_PORT + i, hence a block of MAX_WORKERS ports per server.
+MAX_WORKERS = 16
+METRICS_PORTS = {"usersvc": 50200, "paymentsvc": 50216, "authsvc": 50232, "empty": 50248}
 DATABASES = {"usersvc": "users_db", "paymentsvc": "payments_db", "authsvc": "auth_db"}
 
 
@@ -48,6 +53,18 @@ def cpu_seconds(root_pid: int) -> float:
     return total
 
 
+def _wait_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own http URL
+                return
+        except OSError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer (exit code {proc.poll()})") from exc
+            time.sleep(0.1)
+
+
 @dataclass
 class System:
     binaries: dict[str, str]  # usersvc, paymentsvc, authsvc, empty -> path
@@ -57,6 +74,7 @@ class System:
     urls: dict[str, str] = field(default_factory=dict)
     tmp: Path | None = None
     env: dict[str, dict[str, str]] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{PORTS[name]}"
@@ -83,31 +101,42 @@ class System:
             "USERSVC_ADDR": self.addr("usersvc"),
             "AUTHSVC_ADDR": self.addr("authsvc"),
             "TRUSTED_SERVICE_KEYS": str(trusted),
-            # Any free port each: the default (9090) would collide between the services.
-            "METRICS_PORT": "0",
         }
         for svc in DATABASES:
             self.env[svc] = {
                 **common,
                 "DATABASE_URL": self.urls[svc],
                 "GRPC_PORT": str(PORTS[svc]),
+                "METRICS_PORT": str(METRICS_PORTS[svc]),
                 "SERVICE_KEY_FILE": str(keys / f"{svc}.pem"),
             }
         self.env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(self.tmp / "auth_signing.pem")
-        self.env["empty"] = {**common, "GRPC_PORT": str(PORTS["empty"])}
+        self.env["empty"] = {
+            **common,
+            "GRPC_PORT": str(PORTS["empty"]),
+            "METRICS_PORT": str(METRICS_PORTS["empty"]),
+        }
 
     def start(self, name: str, workers: int = 1) -> None:
+        if not 1 <= workers <= MAX_WORKERS:
+            raise ValueError(f"{name}: WORKERS={workers}; the bench runs 1 to {MAX_WORKERS}")
         env = {**os.environ, **self.env[name], "WORKERS": str(workers)}
         proc = subprocess.Popen(binary_command(self.binaries[name]), env=env)  # noqa: S603
         self.procs[name] = proc
+        self.workers[name] = workers
         wait_healthy(self.addr(name), proc)
-        if workers > 1:
-            # Health answered from one worker; give the others time to bind the port too.
-            time.sleep(1.5)
+        # Health answered from one worker; a worker opens its /metrics once it serves, so
+        # this waits for all of them (and the h2load driver needs every one's counts).
+        for url in self.metrics_urls(name):
+            _wait_answering(url, proc)
 
     def restart(self, name: str, workers: int) -> None:
         self._stop(self.procs.pop(name))
         self.start(name, workers)
+
+    def metrics_urls(self, name: str) -> list[str]:
+        base = METRICS_PORTS[name]
+        return [f"http://127.0.0.1:{base + i}/metrics" for i in range(self.workers[name])]
 
     def pid(self, name: str) -> int:
         return self.procs[name].pid

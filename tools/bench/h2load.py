@@ -1,0 +1,267 @@
+"""Closed-loop gRPC load from h2load (nghttp2's C HTTP/2 client): one measurement point.
+
+h2load speaks HTTP/2, not gRPC: it POSTs the same length-prefixed message on every stream
+and sees HTTP 200 even for a failed call, because grpc-status travels in the trailers. So
+the call outcomes come from the server's own counters (grpc_server_handled_total on each
+worker's /metrics), read before and after the point; h2load supplies the count and the
+latencies of the measured window (--log-file).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf.message import Message
+from prometheus_client.parser import text_string_to_metric_families
+
+from payment.v1 import payment_pb2
+from tools.bench.load import PointResult, percentile
+from user.v1 import user_pb2
+
+SERVICES = {"GetUser": "user.v1.UserService", "CreatePayment": "payment.v1.PaymentService"}
+MAX_CONNECTIONS = 8
+# h2load stops by closing its connections; the server then finishes (or cancels) the calls
+# that were in flight. Its counters are read once they stop moving.
+SETTLE_POLL_S = 0.1
+SETTLE_TIMEOUT_S = 10.0
+_SUMMARY = re.compile(r"requests: \d+ total, \d+ started, (?P<done>\d+) done,")
+
+
+class MetricsUnavailable(RuntimeError):
+    """The server's call counters could not be read: gRPC errors would go unseen."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    connections: int
+    streams: int  # concurrent streams per connection
+
+    @property
+    def concurrency(self) -> int:
+        return self.connections * self.streams
+
+
+def shape(concurrency: int) -> Shape:
+    """Connections x streams for `concurrency` calls in flight.
+
+    Several connections, so that server processes sharing the port (WORKERS) all get some;
+    exactly `concurrency` when it has a divisor up to MAX_CONNECTIONS, else rounded up.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be positive, got {concurrency}")
+    if concurrency <= MAX_CONNECTIONS:
+        return Shape(concurrency, 1)
+    for connections in range(MAX_CONNECTIONS, 1, -1):
+        if concurrency % connections == 0:
+            return Shape(connections, concurrency // connections)
+    return Shape(MAX_CONNECTIONS, math.ceil(concurrency / MAX_CONNECTIONS))
+
+
+def request(method: str, user_id: str) -> Message:
+    if method == "GetUser":
+        return user_pb2.GetUserRequest(user_id=user_id)
+    if method == "CreatePayment":
+        # No idempotency key: every call with this one body is a new payment (an INSERT).
+        return payment_pb2.CreatePaymentRequest(
+            user_id=user_id, amount=1250, currency="USD", description="bench"
+        )
+    raise ValueError(f"h2load cannot send {method}; known: {', '.join(SERVICES)}")
+
+
+def grpc_frame(message: Message) -> bytes:
+    """The gRPC wire form of one request: uncompressed flag, 4-byte big-endian length."""
+    body = message.SerializeToString()
+    return b"\x00" + len(body).to_bytes(4, "big") + body
+
+
+def scrape(urls: Sequence[str], grpc_method: str) -> Counter[str]:
+    """Calls the server completed for `grpc_method` by status code, summed over workers."""
+    counts: Counter[str] = Counter()
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
+                text = resp.read().decode()
+        except OSError as exc:
+            raise MetricsUnavailable(f"cannot read {url}: {exc!r}") from exc
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if (
+                    sample.name == "grpc_server_handled_total"
+                    and sample.labels.get("grpc_method") == grpc_method
+                ):
+                    counts[sample.labels["grpc_code"]] += int(sample.value)
+    return counts
+
+
+def settled(urls: Sequence[str], grpc_method: str) -> Counter[str]:
+    counts = scrape(urls, grpc_method)
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_POLL_S)
+        again = scrape(urls, grpc_method)
+        if again == counts:
+            return counts
+        counts = again
+    raise RuntimeError(f"{grpc_method}: counts still moving after {SETTLE_TIMEOUT_S} s")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What h2load saw in the measured window."""
+
+    statuses: Counter[int]  # HTTP status per request; -1 for a failed stream
+    latencies_ms: list[float]  # of the 2xx responses, sorted
+
+    @property
+    def answered(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    def errors(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for status, n in self.statuses.items():
+            if status == -1:
+                out["h2load stream error"] += n
+            elif not 200 <= status < 300:
+                out[f"HTTP {status}"] += n
+        return out
+
+
+def read_log(path: Path, done: int) -> Window:
+    """Parse --log-file: start (us since epoch), HTTP status, us until the response ended."""
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+    lines = path.read_text().splitlines()
+    for line in lines:
+        _, status, micros = line.split("\t")[:3]
+        statuses[int(status)] += 1
+        if 200 <= int(status) < 300:
+            latencies.append(int(micros) / 1000)
+    # The log holds exactly the requests of the measured window; anything else means its
+    # format or meaning changed under us.
+    if len(lines) != done:
+        raise RuntimeError(f"h2load logged {len(lines)} requests but reported {done} done")
+    latencies.sort()
+    return Window(statuses, latencies)
+
+
+def _duration(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+@dataclass(frozen=True)
+class H2Load:
+    path: str  # the h2load binary
+
+    def version(self) -> str:
+        out = subprocess.run(  # noqa: S603 - our h2load binary
+            [self.path, "--version"], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
+    def argv(
+        self,
+        url: str,
+        body: Path,
+        log: Path,
+        s: Shape,
+        *,
+        duration_s: float,
+        warmup_s: float,
+        token: str,
+    ) -> list[str]:
+        auth = [f"--header=authorization: Bearer {token}"] if token else []
+        return [
+            self.path,
+            f"--clients={s.connections}",
+            f"--max-concurrent-streams={s.streams}",
+            "--threads=1",
+            f"--duration={_duration(duration_s)}",
+            *([f"--warm-up-time={_duration(warmup_s)}"] if warmup_s > 0 else []),
+            f"--data={body}",
+            "--header=content-type: application/grpc",
+            "--header=te: trailers",
+            *auth,
+            f"--log-file={log}",
+            url,
+        ]
+
+    def run(
+        self,
+        method: str,
+        target: str,
+        concurrency: int,
+        *,
+        duration_s: float,
+        warmup_s: float,
+        user_id: str,
+        metrics_urls: Sequence[str],
+        token: str = "",
+    ) -> PointResult:
+        frame = grpc_frame(request(method, user_id))
+        grpc_method = f"/{SERVICES[method]}/{method}"
+        s = shape(concurrency)
+        before = scrape(metrics_urls, grpc_method)
+        with tempfile.TemporaryDirectory(prefix="micro-h2load-") as tmp:
+            body, log = Path(tmp) / "request.bin", Path(tmp) / "requests.tsv"
+            body.write_bytes(frame)
+            url = f"http://{target}{grpc_method}"
+            argv = self.argv(
+                url, body, log, s, duration_s=duration_s, warmup_s=warmup_s, token=token
+            )
+            done = _run(argv, timeout_s=warmup_s + duration_s + 60)
+            window = read_log(log, done)
+        after = settled(metrics_urls, grpc_method)
+        return point_result(window, after - before, duration_s, s.concurrency)
+
+
+def _run(argv: list[str], timeout_s: float) -> int:
+    """Run h2load; returns the number of requests it completed in the measured window."""
+    proc = subprocess.run(  # noqa: S603 - our h2load binary and arguments
+        argv, capture_output=True, text=True, check=False, timeout=timeout_s
+    )
+    summary = _SUMMARY.search(proc.stdout)
+    if proc.returncode != 0 or summary is None:
+        raise RuntimeError(
+            f"h2load failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
+    return int(summary["done"])
+
+
+def point_result(
+    window: Window, delta: Counter[str], duration_s: float, in_flight: int
+) -> PointResult:
+    """Combine h2load's window with the server's counts over the whole point (`delta`)."""
+    # The server counts CANCELLED only when the caller cancels (libs/platform/interceptors.py)
+    # and h2load cancels only the calls still in flight when it stops: up to `in_flight` of
+    # them are the end of the run, not failures.
+    delta = delta - Counter(CANCELLED=min(delta["CANCELLED"], in_flight))
+    # Warm-up included: every gRPC error seen is reported, and none is counted as a call.
+    grpc_errors = Counter({code: n for code, n in delta.items() if code != "OK" and n > 0})
+    calls = max(0, window.answered - grpc_errors.total())
+    # The server counts a call before it answers, so it counted at least every OK call
+    # h2load saw. Fewer means answers it never counted (a method it does not serve, a body
+    # it cannot decode): failures the counters cannot name.
+    if delta["OK"] < calls:
+        raise RuntimeError(
+            f"h2load got {calls} answers but the server counted {delta['OK']} OK calls "
+            f"({dict(delta)}): the calls failed outside its metrics"
+        )
+    # h2load cannot tell a failed call's time from a good one's: with some errors the
+    # percentiles mix both; with no good call at all there is no latency to report.
+    latencies = window.latencies_ms if calls else []
+    return PointResult(
+        calls=calls,
+        errors=dict(window.errors() + grpc_errors),
+        rate=calls / duration_s,
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
+    )
