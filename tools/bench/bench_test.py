@@ -261,7 +261,7 @@ def test_h2load_fails_without_the_servers_metrics(two_workers: Served) -> None:
 
 @pytest.mark.parametrize(
     ("concurrency", "connections", "streams"),
-    [(1, 1, 1), (8, 8, 1), (12, 6, 2), (32, 8, 4), (64, 8, 8), (11, 8, 2)],
+    [(1, 1, 1), (8, 8, 1), (12, 12, 1), (32, 16, 2), (64, 16, 4), (18, 9, 2), (17, 16, 2)],
 )
 def test_h2load_shape_spreads_concurrency_over_connections(
     concurrency: int, connections: int, streams: int

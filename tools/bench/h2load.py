@@ -28,7 +28,7 @@ from tools.bench.load import PointResult, percentile
 from user.v1 import user_pb2
 
 SERVICES = {"GetUser": "user.v1.UserService", "CreatePayment": "payment.v1.PaymentService"}
-MAX_CONNECTIONS = 8
+MAX_CONNECTIONS = 16
 # h2load stops by closing its connections; the server then finishes (or cancels) the calls
 # that were in flight. Its counters are read once they stop moving.
 SETTLE_POLL_S = 0.1

@@ -75,12 +75,13 @@ class System:
     tmp: Path | None = None
     env: dict[str, dict[str, str]] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
+    durable: bool = True
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{PORTS[name]}"
 
     def start_database(self) -> None:
-        self.cluster = PostgresCluster().start()
+        self.cluster = PostgresCluster(durable=self.durable).start()
         for svc, db in DATABASES.items():
             self.urls[svc] = asyncio.run(create_database(self.cluster.admin_dsn, db))
 
