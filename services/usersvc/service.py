@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import grpc
 
+from libs.platform import db, deadlines
 from libs.platform import validation as v
 from libs.platform.auth import require_service, require_user_or_service
+from libs.platform.batching import Coalescer
 from libs.platform.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
 from libs.platform.protoutil import timestamp
 from services.usersvc.passwords import Passwords
@@ -62,6 +64,12 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     def __init__(self, store: UserStore, passwords: Passwords) -> None:
         self._store = store
         self._passwords = passwords
+        # Concurrent GetUser calls share one query (see libs/platform/batching.py): under
+        # load that saves a database round trip, a pool checkout and asyncpg's per-query
+        # work for every call that joins a batch.
+        self._reads: Coalescer[str, UserRow | None] = Coalescer(
+            self._read_many, max_batch=MAX_BATCH_GET
+        )
 
     async def CreateUser(  # noqa: N802 - gRPC method names
         self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
@@ -80,8 +88,12 @@ class UserService(user_pb2_grpc.UserServiceServicer):
             created_at=timestamp(row.created_at),
         )
 
+    async def _read_many(self, user_ids: list[str], time_limit: float) -> dict[str, UserRow | None]:
+        found = {row.id: row for row in await self._store.get_many(user_ids, time_limit)}
+        return {u: found.get(u) for u in user_ids}
+
     async def _get(self, user_id: str) -> UserRow:
-        row = await self._store.get(user_id)
+        row = await self._reads.get(user_id, deadlines.budget(db.COMMAND_TIMEOUT_S))
         if row is None:
             raise NotFound(f"user {user_id} does not exist")
         return row

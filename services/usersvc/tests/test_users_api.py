@@ -178,6 +178,36 @@ async def test_delete_user(stub) -> None:
     await create(stub)
 
 
+async def test_concurrent_get_user_calls_share_queries(stub, monkeypatch) -> None:
+    from services.usersvc.store import UserStore
+
+    users = [await create(stub, f"c{i}@example.com", name=f"C{i}") for i in range(5)]
+    missing = str(uuid.uuid4())
+    queries: list[list[str]] = []
+    real = UserStore.get_many
+
+    async def counted(self, user_ids, time_limit=None):
+        queries.append(list(user_ids))
+        await asyncio.sleep(0.02)  # keeps a query in flight while the others arrive
+        return await real(self, user_ids, time_limit)
+
+    monkeypatch.setattr(UserStore, "get_many", counted)
+    ids = [users[i % 5].user_id for i in range(40)] + [missing]
+    results = await asyncio.gather(
+        *(stub.GetUser(user_pb2.GetUserRequest(user_id=u)) for u in ids), return_exceptions=True
+    )
+    # Every caller gets its own user, and only the missing one fails.
+    for uid, got in zip(ids[:-1], results[:-1], strict=True):
+        assert not isinstance(got, BaseException), got
+        assert got.user_id == uid
+        assert got.display_name == next(u.display_name for u in users if u.user_id == uid)
+    assert isinstance(results[-1], grpc.aio.AioRpcError)
+    assert results[-1].code() == grpc.StatusCode.NOT_FOUND
+    assert missing in results[-1].details()
+    assert len(queries) < 10, queries
+    assert all(len(q) == len(set(q)) for q in queries)  # each id asked once per query
+
+
 async def test_batch_get_users_in_request_order(stub) -> None:
     a, b = [(await create(stub, f"b{i}@example.com")).user_id for i in range(2)]
     resp = await stub.BatchGetUsers(user_pb2.BatchGetUsersRequest(user_ids=[b, a, b]))
