@@ -6,10 +6,11 @@ import asyncio
 import hashlib
 import json
 import logging
+import uuid
 
 import grpc
 
-from libs.platform import clients, deadlines
+from libs.platform import clients, db, deadlines
 from libs.platform import validation as v
 from libs.platform.auth import require_user_or_service
 from libs.platform.batching import Coalescer
@@ -34,6 +35,7 @@ MAX_DESCRIPTION = 500
 STATUS_COMPLETED = "COMPLETED"
 # usersvc's BatchGetUsers limit.
 MAX_USER_BATCH = 100
+MAX_INSERT_BATCH = 100
 
 _STATUS_TO_PB = {
     "PENDING": payment_pb2.PAYMENT_STATUS_PENDING,
@@ -74,9 +76,13 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         self._users = users
         self._default_currency = default_currency
         self._users_timeout = users_timeout
-        # Concurrent payments share one usersvc call to check their users (see batching.py).
+        # Concurrent payments share one usersvc call to check their users, and one INSERT
+        # (and commit) to store them (see libs/platform/batching.py).
         self._user_checks: Coalescer[str, bool] = Coalescer(
             self._users_exist, max_batch=MAX_USER_BATCH
+        )
+        self._inserts: Coalescer[NewPayment, tuple[PaymentRow, bool]] = Coalescer(
+            self._store.create_many, max_batch=MAX_INSERT_BATCH
         )
 
     def _validate_create(self, req: payment_pb2.CreatePaymentRequest) -> NewPayment:
@@ -104,6 +110,7 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         bad.raise_if_any()
         key = req.idempotency_key or None
         return NewPayment(
+            id=str(uuid.uuid4()),
             user_id=user_id,
             amount=req.amount,
             currency=currency,
@@ -170,7 +177,7 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         new = self._validate_create(request)
         require_user_or_service(new.user_id)
         await self._require_user(new.user_id)
-        row, created = await self._store.create(new)
+        row, created = await self._inserts.get(new, deadlines.budget(db.COMMAND_TIMEOUT_S))
         if not created and row.request_hash != new.request_hash:
             raise AlreadyExists(
                 f"idempotency_key {new.idempotency_key!r} was already used for a different "

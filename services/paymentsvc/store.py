@@ -30,6 +30,9 @@ class PaymentRow:
 
 @dataclass(frozen=True)
 class NewPayment:
+    # Chosen by the caller, so a row can be matched to its request in a batched insert
+    # (and two identical requests without an idempotency key stay two payments).
+    id: str
     user_id: str
     amount: int
     currency: str
@@ -61,42 +64,59 @@ class PaymentStore:
     def _conn(self):
         return db.acquire(self._pool, self._timeout)
 
-    async def create(self, p: NewPayment) -> tuple[PaymentRow, bool]:
-        """Insert, or return the existing row for (user_id, idempotency_key).
+    async def create_many(
+        self, payments: list[NewPayment], time_limit: float | None = None
+    ) -> dict[NewPayment, tuple[PaymentRow, bool]]:
+        """Insert payments in one statement; for each, its row and whether it was created.
 
-        Returns (row, created). ON CONFLICT DO NOTHING waits for a concurrent insert of the
-        same key to commit, so the SELECT that follows always finds the winner.
+        A payment whose (user_id, idempotency_key) is taken, by an earlier call or by an
+        earlier payment in the same list, is not inserted: it gets the row holding the key
+        and created=False. ON CONFLICT DO NOTHING waits for a concurrent insert of the same
+        key to commit, so the SELECT that follows always finds the winner. time_limit
+        bounds the statements when they serve a batch rather than the current request.
         """
-        args = (
-            uuid.uuid4(),
-            uuid.UUID(p.user_id),
-            p.amount,
-            p.currency,
-            p.status,
-            p.description,
-            p.idempotency_key,
-            p.request_hash,
-        )
+        timeout = db.query_timeout() if time_limit is None else time_limit
+        # One order for every batch: two batches inserting the same keys in opposite
+        # orders would each wait for the other's uncommitted key (a deadlock).
+        payments = sorted(payments, key=lambda p: (p.user_id, p.idempotency_key or "", p.id))
         async with self._conn() as conn:
-            r = await conn.fetchrow(
+            inserted = await conn.fetch(
                 "INSERT INTO payments (id, user_id, amount, currency, status, description, "
-                "idempotency_key, request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "idempotency_key, request_hash) "
+                "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], "
+                "$5::text[], $6::text[], $7::text[], $8::text[]) "
                 "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
                 f"DO NOTHING RETURNING {_COLUMNS}",
-                *args,
-                timeout=db.query_timeout(),
+                [uuid.UUID(p.id) for p in payments],
+                [uuid.UUID(p.user_id) for p in payments],
+                [p.amount for p in payments],
+                [p.currency for p in payments],
+                [p.status for p in payments],
+                [p.description for p in payments],
+                [p.idempotency_key for p in payments],
+                [p.request_hash for p in payments],
+                timeout=timeout,
             )
-            if r is not None:
-                return _row(r), True
-            existing = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM payments WHERE user_id = $1 AND idempotency_key = $2",
-                uuid.UUID(p.user_id),
-                p.idempotency_key,
-                timeout=db.query_timeout(),
-            )
-        if existing is None:  # only possible if the row was deleted in between
-            raise RuntimeError("idempotent insert conflicted but no row was found")
-        return _row(existing), False
+            created = {row.id: row for row in map(_row, inserted)}
+            taken = [p for p in payments if p.id not in created]
+            holders: dict[tuple[str, str | None], PaymentRow] = {}
+            if taken:
+                found = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM payments WHERE (user_id, idempotency_key) IN "
+                    "(SELECT * FROM unnest($1::uuid[], $2::text[]))",
+                    [uuid.UUID(p.user_id) for p in taken],
+                    [p.idempotency_key for p in taken],
+                    timeout=timeout,
+                )
+                holders = {(row.user_id, row.idempotency_key): row for row in map(_row, found)}
+        result: dict[NewPayment, tuple[PaymentRow, bool]] = {}
+        for p in payments:
+            if p.id in created:
+                result[p] = (created[p.id], True)
+            elif (holder := holders.get((p.user_id, p.idempotency_key))) is not None:
+                result[p] = (holder, False)
+            # Else only a row deleted in between: no value, so its caller gets an error.
+        return result
 
     async def get(self, payment_id: str) -> PaymentRow | None:
         async with self._conn() as conn:

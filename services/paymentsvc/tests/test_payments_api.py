@@ -248,3 +248,50 @@ async def test_usersvc_without_batch_get_is_still_used(stub, users, paymentsvc) 
     await stub.CreatePayment(req(uid))
     await expect_error(stub.CreatePayment(req(str(uuid.uuid4()))), grpc.StatusCode.NOT_FOUND)
     assert await row_count(paymentsvc) == 1
+
+
+@pytest.fixture
+def insert_statements(monkeypatch) -> list[int]:
+    """Counts PaymentStore.create_many statements and their sizes (before the app starts)."""
+    from services.paymentsvc.store import PaymentStore
+
+    sizes: list[int] = []
+    real = PaymentStore.create_many
+
+    async def counted(self, payments, time_limit=None):
+        sizes.append(len(payments))
+        await asyncio.sleep(0.02)  # keeps an insert in flight while the others arrive
+        return await real(self, payments, time_limit)
+
+    monkeypatch.setattr(PaymentStore, "create_many", counted)
+    return sizes
+
+
+async def test_concurrent_payments_share_inserts(insert_statements, stub, users, paymentsvc):
+    uid = users.add()
+    created = await asyncio.gather(*(stub.CreatePayment(req(uid)) for _ in range(40)))
+    # Identical requests without a key are separate payments, even in one statement.
+    assert len({c.payment_id for c in created}) == 40
+    assert await row_count(paymentsvc) == 40
+    assert len(insert_statements) < 10 and sum(insert_statements) == 40, insert_statements
+
+
+async def test_keys_in_one_batch_keep_idempotency(stub, users, paymentsvc) -> None:
+    uid, other = users.add(), users.add()
+    users.delay = 0.05  # lets the whole burst gather behind the first user check
+    calls = (
+        [req(uid, idempotency_key="same", description="a") for _ in range(5)]
+        + [req(uid, idempotency_key="clash", amount=1 + i) for i in range(3)]
+        + [req(other, idempotency_key="same", description="a")]
+        + [req(uid, idempotency_key=f"k{i}") for i in range(10)]
+    )
+    results = await asyncio.gather(*(stub.CreatePayment(c) for c in calls), return_exceptions=True)
+    same = {r.payment_id for r in results[:5]}
+    assert len(same) == 1  # five retries, one payment
+    clash = results[5:8]
+    refused = [r for r in clash if isinstance(r, grpc.aio.AioRpcError)]
+    assert [e.code() for e in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 2
+    assert not isinstance(results[8], BaseException) and results[8].payment_id not in same
+    assert all(not isinstance(r, BaseException) for r in results[9:])
+    # same (1) + clash (1) + the other user's "same" (1) + k0..k9 (10)
+    assert await row_count(paymentsvc) == 13
