@@ -94,9 +94,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         bad.raise_if_any()
         account, address = email_scope(email), peer_scope(context.peer())
         limits = [Limit(account, self._max_account), Limit(address, self._max_address)]
-        retry_after = await self._throttle.retry_after(limits)
-        if retry_after is not None:
-            await abort_throttled(context, retry_after)
+        admission = await self._throttle.admit(limits)
+        if admission.retry_after is not None:
+            await abort_throttled(context, admission.retry_after)
         try:
             verified = await clients.call(
                 self._users.VerifyCredentials,
@@ -108,14 +108,19 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT or (
                 exc.code() == grpc.StatusCode.UNAUTHENTICATED and exc.details() == BAD_CREDENTIALS
             ):
-                await self._throttle.record_failure([account, address])
-                raise Unauthenticated(BAD_CREDENTIALS) from None
+                raise Unauthenticated(BAD_CREDENTIALS) from None  # the attempt stays counted
+            await self._throttle.forgive(admission)
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 # usersvc refused *us*: a deployment problem, not the caller's password.
                 log.error("usersvc refused authsvc's service token: %s", exc.details())
                 raise Unavailable("login is temporarily unavailable; retry later") from None
             raise
-        await self._throttle.clear(account)
+        except Exception:
+            # usersvc unavailable, deadline passed: not the caller's wrong password. (A call
+            # the caller cancels stays counted, so cancelling cannot dodge the limit.)
+            await self._throttle.forgive(admission)
+            raise
+        await self._throttle.forgive(admission, clear_scope=account)
         access = self._issuer.issue(verified.user_id)
         refresh = new_refresh_token()
         await self._store.create(

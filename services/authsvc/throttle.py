@@ -1,8 +1,9 @@
 """Login throttling: a sliding window of failed attempts per account and per caller address.
 
-State lives in auth_db so that replicas share it. Two racing attempts may both pass the
-check before either records its failure, so a burst can exceed the limit by the number of
-concurrent calls; the next check counts them all.
+State lives in auth_db so that replicas share it. Every attempt is counted as a failure
+before the password is checked, under a per-scope lock, and taken back when it turns out
+not to be a wrong password. So concurrent guesses count against each other: a burst gets
+no more attempts through than the limit, however many calls race.
 """
 
 from __future__ import annotations
@@ -56,10 +57,16 @@ class LoginThrottle:
         self._window = dt.timedelta(seconds=window_seconds)
         self._timeout = acquire_timeout
 
-    async def retry_after(self, limits: Sequence[Limit]) -> float | None:
-        """Seconds until a new attempt is allowed, or None if it is allowed now."""
-        worst: float | None = None
-        async with self._pool.acquire(timeout=self._timeout) as conn:
+    async def admit(self, limits: Sequence[Limit]) -> Admission:
+        """Allow an attempt now and count it against every limit, or say how long to wait.
+
+        One transaction with a lock per scope (taken in one order): the check and the count
+        of two racing attempts never interleave.
+        """
+        async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+            for scope in sorted({limit.scope for limit in limits}):
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", scope)
+            worst: float | None = None
             for limit in limits:
                 # The limit-th most recent failure in the window: once it leaves the window,
                 # fewer than max_failures remain and attempts are allowed again.
@@ -74,21 +81,35 @@ class LoginThrottle:
                 )
                 if wait is not None and float(wait) > 0:
                     worst = max(worst or 0.0, float(wait))
-        return worst
-
-    async def record_failure(self, scopes: Sequence[str]) -> None:
-        async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
-            await conn.executemany(
-                "INSERT INTO login_failures (scope) VALUES ($1)", [(s,) for s in scopes]
+            if worst is not None:
+                return Admission(retry_after=worst, attempt_ids=())
+            ids = await conn.fetch(
+                "INSERT INTO login_failures (scope) SELECT unnest($1::text[]) RETURNING id",
+                [limit.scope for limit in limits],
             )
             await conn.execute(
                 "DELETE FROM login_failures WHERE failed_at < clock_timestamp() - $1::interval",
                 self._window,
             )
+        return Admission(retry_after=None, attempt_ids=tuple(r["id"] for r in ids))
 
-    async def clear(self, scope: str) -> None:
+    async def forgive(self, admission: Admission, clear_scope: str | None = None) -> None:
+        """Take back an attempt that was not a wrong password (and, after a successful
+        login, the account's earlier failures)."""
         async with self._pool.acquire(timeout=self._timeout) as conn:
-            await conn.execute("DELETE FROM login_failures WHERE scope = $1", scope)
+            await conn.execute(
+                "DELETE FROM login_failures WHERE id = ANY($1::bigint[]) OR scope = $2",
+                list(admission.attempt_ids),
+                clear_scope,
+            )
+
+
+@dataclass(frozen=True)
+class Admission:
+    # Seconds to wait before trying again; None: the attempt may go ahead.
+    retry_after: float | None
+    # The failures recorded for this attempt, to take back if it was not one.
+    attempt_ids: tuple[int, ...]
 
 
 async def abort_throttled(context: grpc.aio.ServicerContext, retry_after: float) -> None:

@@ -27,6 +27,7 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
 
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
     authorizations: list[str] = field(default_factory=list)
+    outage: bool = False
 
     def add(self, email: str, password: str) -> str:
         user_id = str(uuid.uuid4())
@@ -35,6 +36,8 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
 
     async def VerifyCredentials(self, request, context):
         self.authorizations.append(dict(context.invocation_metadata()).get("authorization", ""))
+        if self.outage:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "usersvc is restarting")
         found = self.accounts.get(request.email)
         if found is None or found[1] != request.password:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid email or password")
