@@ -1,10 +1,11 @@
-"""Natural batching: concurrent single-key lookups share one batch call to a dependency.
+"""Natural batching: concurrent one-item requests share one batch call to a dependency.
 
-A key asked for while no batch is in flight goes out alone, at once: light load waits on no
-timer. Keys asked for while batches are in flight queue, and the next batch takes all of
-them (up to `max_batch` distinct keys). Under load one downstream call then answers many
-requests, which is where the savings are: each call costs both processes a full gRPC
-round of work, while a lookup of 50 keys costs the callee hardly more than one.
+The items are keys to look up (a user id) or records to write (a payment). An item asked
+for while no batch is in flight goes out alone, at once: light load waits on no timer.
+Items asked for while batches are in flight queue, and the next batch takes all of them
+(up to `max_batch` distinct items). Under load one downstream call then serves many
+requests, which is where the savings are: each call costs a full round of gRPC or database
+work on both sides, while a batch of 50 costs hardly more than one.
 
 Unlike a cache, every answer comes from a call that started after the key was asked for,
 so it is never older than the question.
