@@ -177,7 +177,7 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         new = self._validate_create(request)
         require_user_or_service(new.user_id)
         await self._require_user(new.user_id)
-        row, created = await self._inserts.get(new, deadlines.budget(db.COMMAND_TIMEOUT_S))
+        row, created = await self._inserts.get(new, db.query_timeout())
         if not created and row.request_hash != new.request_hash:
             raise AlreadyExists(
                 f"idempotency_key {new.idempotency_key!r} was already used for a different "

@@ -65,17 +65,16 @@ class PaymentStore:
         return db.acquire(self._pool, self._timeout)
 
     async def create_many(
-        self, payments: list[NewPayment], time_limit: float | None = None
+        self, payments: list[NewPayment], time_limit: float
     ) -> dict[NewPayment, tuple[PaymentRow, bool]]:
         """Insert payments in one statement; for each, its row and whether it was created.
 
         A payment whose (user_id, idempotency_key) is taken, by an earlier call or by an
         earlier payment in the same list, is not inserted: it gets the row holding the key
         and created=False. ON CONFLICT DO NOTHING waits for a concurrent insert of the same
-        key to commit, so the SELECT that follows always finds the winner. time_limit
-        bounds the statements when they serve a batch rather than the current request.
+        key to commit, so the SELECT that follows always finds the winner. time_limit bounds
+        the statements: they serve a batch, so no one request's deadline applies.
         """
-        timeout = db.query_timeout() if time_limit is None else time_limit
         # One order for every batch: two batches inserting the same keys in opposite
         # orders would each wait for the other's uncommitted key (a deadlock).
         payments = sorted(payments, key=lambda p: (p.user_id, p.idempotency_key or "", p.id))
@@ -95,7 +94,7 @@ class PaymentStore:
                 [p.description for p in payments],
                 [p.idempotency_key for p in payments],
                 [p.request_hash for p in payments],
-                timeout=timeout,
+                timeout=time_limit,
             )
             created = {row.id: row for row in map(_row, inserted)}
             taken = [p for p in payments if p.id not in created]
@@ -106,7 +105,7 @@ class PaymentStore:
                     "(SELECT * FROM unnest($1::uuid[], $2::text[]))",
                     [uuid.UUID(p.user_id) for p in taken],
                     [p.idempotency_key for p in taken],
-                    timeout=timeout,
+                    timeout=time_limit,
                 )
                 holders = {(row.user_id, row.idempotency_key): row for row in map(_row, found)}
         result: dict[NewPayment, tuple[PaymentRow, bool]] = {}

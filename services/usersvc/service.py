@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from libs.platform import db, deadlines
+from libs.platform import db
 from libs.platform import validation as v
 from libs.platform.auth import require_service, require_user_or_service
 from libs.platform.batching import Coalescer
@@ -93,7 +93,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         return {u: found.get(u) for u in user_ids}
 
     async def _get(self, user_id: str) -> UserRow:
-        row = await self._reads.get(user_id, deadlines.budget(db.COMMAND_TIMEOUT_S))
+        row = await self._reads.get(user_id, db.query_timeout())
         if row is None:
             raise NotFound(f"user {user_id} does not exist")
         return row
@@ -175,12 +175,13 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         user_ids = _collect(
             *((v.uuid_str, u, f"user_ids[{i}]") for i, u in enumerate(request.user_ids))
         )
-        found = {row.id: row for row in await self._store.get_many(list(set(user_ids)))}
-        missing = [u for u in dict.fromkeys(user_ids) if u not in found]
+        found = await self._read_many(list(dict.fromkeys(user_ids)), db.query_timeout())
+        rows = {u: row for u, row in found.items() if row is not None}
+        missing = [u for u in found if u not in rows]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise NotFound(f"user {missing[0]} does not exist{more}")
-        return user_pb2.BatchGetUsersResponse(users=[_user_pb(found[u]) for u in user_ids])
+        return user_pb2.BatchGetUsersResponse(users=[_user_pb(rows[u]) for u in user_ids])
 
     async def VerifyCredentials(  # noqa: N802
         self, request: user_pb2.VerifyCredentialsRequest, context: grpc.aio.ServicerContext

@@ -72,17 +72,17 @@ class UserStore:
             )
         return _row(r) if r else None
 
-    async def get_many(self, user_ids: list[str], time_limit: float | None = None) -> list[UserRow]:
+    async def get_many(self, user_ids: list[str], time_limit: float) -> list[UserRow]:
         """The users among user_ids that exist, in no particular order.
 
-        time_limit bounds the statement when the caller is not the current request (a
-        batch serving several); by default the request's deadline does.
+        time_limit bounds the statement: it may serve a batch of requests, so no one
+        request's deadline applies.
         """
         async with self._conn() as conn:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::uuid[])",
                 [uuid.UUID(u) for u in user_ids],
-                timeout=db.query_timeout() if time_limit is None else time_limit,
+                timeout=time_limit,
             )
         return [_row(r) for r in rows]
 
