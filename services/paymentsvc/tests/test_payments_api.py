@@ -6,6 +6,7 @@ import uuid
 import grpc
 import pytest
 
+from libs.platform.testing.batches import record_batches
 from libs.platform.testing.grpc_errors import field_violations
 from payment.v1 import payment_pb2
 
@@ -251,20 +252,12 @@ async def test_usersvc_without_batch_get_is_still_used(stub, users, paymentsvc) 
 
 
 @pytest.fixture
-def insert_statements(monkeypatch) -> list[int]:
-    """Counts PaymentStore.create_many statements and their sizes (before the app starts)."""
+def insert_statements(monkeypatch) -> list[list]:
+    """The payments of each PaymentStore.create_many statement (patched before the app
+    starts, which binds the method)."""
     from services.paymentsvc.store import PaymentStore
 
-    sizes: list[int] = []
-    real = PaymentStore.create_many
-
-    async def counted(self, payments, time_limit=None):
-        sizes.append(len(payments))
-        await asyncio.sleep(0.02)  # keeps an insert in flight while the others arrive
-        return await real(self, payments, time_limit)
-
-    monkeypatch.setattr(PaymentStore, "create_many", counted)
-    return sizes
+    return record_batches(monkeypatch, PaymentStore, "create_many")
 
 
 async def test_concurrent_payments_share_inserts(insert_statements, stub, users, paymentsvc):
@@ -273,7 +266,8 @@ async def test_concurrent_payments_share_inserts(insert_statements, stub, users,
     # Identical requests without a key are separate payments, even in one statement.
     assert len({c.payment_id for c in created}) == 40
     assert await row_count(paymentsvc) == 40
-    assert len(insert_statements) < 10 and sum(insert_statements) == 40, insert_statements
+    sizes = [len(statement) for statement in insert_statements]
+    assert len(sizes) < 10 and sum(sizes) == 40, sizes
 
 
 async def test_keys_in_one_batch_keep_idempotency(stub, users, paymentsvc) -> None:

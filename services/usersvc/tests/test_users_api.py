@@ -6,6 +6,7 @@ import uuid
 import grpc
 import pytest
 
+from libs.platform.testing.batches import record_batches
 from libs.platform.testing.grpc_errors import field_violations
 from user.v1 import user_pb2
 
@@ -183,15 +184,7 @@ async def test_concurrent_get_user_calls_share_queries(stub, monkeypatch) -> Non
 
     users = [await create(stub, f"c{i}@example.com", name=f"C{i}") for i in range(5)]
     missing = str(uuid.uuid4())
-    queries: list[list[str]] = []
-    real = UserStore.get_many
-
-    async def counted(self, user_ids, time_limit=None):
-        queries.append(list(user_ids))
-        await asyncio.sleep(0.02)  # keeps a query in flight while the others arrive
-        return await real(self, user_ids, time_limit)
-
-    monkeypatch.setattr(UserStore, "get_many", counted)
+    queries = record_batches(monkeypatch, UserStore, "get_many")
     ids = [users[i % 5].user_id for i in range(40)] + [missing]
     results = await asyncio.gather(
         *(stub.GetUser(user_pb2.GetUserRequest(user_id=u)) for u in ids), return_exceptions=True
