@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import grpc
@@ -32,12 +33,18 @@ def retry_delay(err: grpc.aio.AioRpcError) -> int:
     raise AssertionError("no RetryInfo detail")
 
 
-async def start(database_url, fake_users, service_key_file, **kw):
+@contextlib.asynccontextmanager
+async def started(database_url, fake_users, service_key_file, **kw):
+    """authsvc with these settings, and a stub for it; both closed on the way out."""
     running = await app.start(
         make_settings(database_url, fake_users[1], service_key_file=service_key_file, **kw)
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    return running, channel, auth_pb2_grpc.AuthServiceStub(channel)
+    try:
+        yield running, auth_pb2_grpc.AuthServiceStub(channel)
+    finally:
+        await channel.close()
+        await running.stop(0)
 
 
 async def test_brute_force_on_one_account_is_throttled(
@@ -45,14 +52,13 @@ async def test_brute_force_on_one_account_is_throttled(
 ) -> None:
     users = fake_users[0]
     users.add("ada@example.com", PASSWORD)
-    running, channel, stub = await start(
+    async with started(
         database_url,
         fake_users,
         service_key_file,
         login_max_failures_per_account=3,
         login_throttle_window_seconds=60,
-    )
-    try:
+    ) as (running, stub):
         for _ in range(3):
             await expect_refused(
                 stub.Login(auth_pb2.LoginRequest(email="ada@example.com", password="guess!!")),
@@ -81,23 +87,19 @@ async def test_brute_force_on_one_account_is_throttled(
         )
         ok = await stub.Login(auth_pb2.LoginRequest(email="ada@example.com", password=PASSWORD))
         assert ok.token
-    finally:
-        await channel.close()
-        await running.stop(0)
 
 
 async def test_many_accounts_from_one_address_are_throttled(
     database_url, fake_users, service_key_file
 ) -> None:
-    running, channel, stub = await start(
+    async with started(
         database_url,
         fake_users,
         service_key_file,
         login_max_failures_per_account=100,
         login_max_failures_per_address=5,
         login_throttle_window_seconds=120,
-    )
-    try:
+    ) as (running, stub):
         for i in range(5):  # credential stuffing: a new account each time
             await expect_refused(
                 stub.Login(auth_pb2.LoginRequest(email=f"u{i}@example.com", password="x")),
@@ -109,17 +111,13 @@ async def test_many_accounts_from_one_address_are_throttled(
         assert 110 <= retry_delay(err) <= 120
         scopes = await running.pool.fetch("SELECT DISTINCT scope FROM login_failures")
         assert {"ip:127.0.0.1"} <= {r["scope"] for r in scopes}
-    finally:
-        await channel.close()
-        await running.stop(0)
 
 
 async def test_concurrent_guesses_are_bounded(database_url, fake_users, service_key_file):
     fake_users[0].add("ada@example.com", PASSWORD)
-    running, channel, stub = await start(
+    async with started(
         database_url, fake_users, service_key_file, login_max_failures_per_account=5
-    )
-    try:
+    ) as (_, stub):
         results = await asyncio.gather(
             *(
                 stub.Login(auth_pb2.LoginRequest(email="ada@example.com", password=f"g{i}"))
@@ -135,9 +133,6 @@ async def test_concurrent_guesses_are_bounded(database_url, fake_users, service_
         assert codes.count(EXHAUSTED) == 35
         for code in codes:
             HOSTILE.record(code)
-    finally:
-        await channel.close()
-        await running.stop(0)
 
 
 def test_peer_scope() -> None:
@@ -153,14 +148,13 @@ async def test_only_wrong_passwords_count_against_the_limits(
 ) -> None:
     users = fake_users[0]
     users.add("ada@example.com", PASSWORD)
-    running, channel, stub = await start(
+    async with started(
         database_url,
         fake_users,
         service_key_file,
         login_max_failures_per_account=3,
         login_max_failures_per_address=3,
-    )
-    try:
+    ) as (running, stub):
         users.outage = True
         for _ in range(5):
             await expect_refused(
@@ -177,9 +171,6 @@ async def test_only_wrong_passwords_count_against_the_limits(
             )
             assert ok.token
         assert await running.pool.fetchval("SELECT count(*) FROM login_failures") == 0
-    finally:
-        await channel.close()
-        await running.stop(0)
 
 
 async def test_login_hostile_strings_never_internal(stub, users) -> None:
@@ -243,14 +234,13 @@ async def test_get_jwks_publishes_signing_and_retired_keys(
     (retired / "old.pem").write_bytes(public_pem(old.public_key()))
     users = fake_users[0]
     uid = users.add("ada@example.com", PASSWORD)
-    running, channel, stub = await start(
+    async with started(
         database_url,
         fake_users,
         service_key_file,
         auth_signing_key_file=str(tmp_path / "new.pem"),
         auth_verification_key_files=str(retired),
-    )
-    try:
+    ) as (running, stub):
         jwks = await stub.GetJwks(auth_pb2.GetJwksRequest())
         by_x = {k.x: k for k in jwks.keys}
         assert set(by_x) == {jwk_x(old.public_key()), jwk_x(new.public_key())}
@@ -269,6 +259,3 @@ async def test_get_jwks_publishes_signing_and_retired_keys(
         )
         assert claims["sub"] == uid
         assert claims["exp"] - claims["iat"] == 15 * 60
-    finally:
-        await channel.close()
-        await running.stop(0)
