@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from libs.platform.errors import InvalidArgument
 
@@ -108,3 +109,35 @@ def decode_page_token(token: str, *, scope: str = "", field: str = "page_token")
             field, "belongs to a different listing (filters must match the first request)"
         )
     return PageCursor(created_at, row_id, token_scope)
+
+
+class Keyed(Protocol):
+    """A row listed in (created_at, id) order."""
+
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=Keyed)
+
+
+def page_start(token: str, *, scope: str = "") -> tuple[dt.datetime, str] | None:
+    """The (created_at, id) a page starts after, from a request's page_token ('' = first)."""
+    if not token:
+        return None
+    cursor = decode_page_token(token, scope=scope)
+    return cursor.created_at, cursor.id
+
+
+def split_page(rows: list[R], size: int, *, scope: str = "") -> tuple[list[R], str]:
+    """Rows fetched with LIMIT size + 1 -> (the page, next_page_token or '' on the last).
+
+    The one extra row tells whether another page exists without a COUNT.
+    """
+    if len(rows) <= size:
+        return rows, ""
+    page = rows[:size]
+    last = page[-1]
+    return page, encode_page_token(PageCursor(last.created_at, last.id, scope))

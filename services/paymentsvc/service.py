@@ -207,18 +207,11 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         user_id = v.uuid_str(request.user_id, "user_id")
         require_user_or_service(user_id)
         size = v.page_size(request.page_size)
-        before = None
-        if request.page_token:
-            # The token is bound to the user filter: paging with it under another user
-            # would silently skip or repeat rows.
-            cursor = v.decode_page_token(request.page_token, scope=user_id)
-            before = (cursor.created_at, cursor.id)
+        # The token is bound to the user filter: paging with it under another user would
+        # silently skip or repeat rows.
+        before = v.page_start(request.page_token, scope=user_id)
         rows = await self._store.list_for_user(user_id, size + 1, before)
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            last = rows[-1]
-            next_token = v.encode_page_token(v.PageCursor(last.created_at, last.id, user_id))
+        rows, next_token = v.split_page(rows, size, scope=user_id)
         return payment_pb2.ListPaymentsResponse(
             payments=[_payment_pb(r) for r in rows], next_page_token=next_token
         )

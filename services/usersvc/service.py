@@ -147,17 +147,8 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         # Listing every account is an operator's job, done through a service identity.
         require_service()
         size = v.page_size(request.page_size)
-        after = None
-        if request.page_token:
-            cursor = v.decode_page_token(request.page_token)
-            after = (cursor.created_at, cursor.id)
-        # One extra row tells us whether another page exists without a COUNT.
-        rows = await self._store.list(size + 1, after)
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            last = rows[-1]
-            next_token = v.encode_page_token(v.PageCursor(last.created_at, last.id))
+        after = v.page_start(request.page_token)
+        rows, next_token = v.split_page(await self._store.list(size + 1, after), size)
         return user_pb2.ListUsersResponse(
             users=[_user_pb(r) for r in rows], next_page_token=next_token
         )

@@ -62,3 +62,16 @@ def test_uuid_and_page_size() -> None:
     assert v.page_size(500) == 100
     with pytest.raises(InvalidArgument):
         v.page_size(-1)
+
+
+def test_split_page_makes_a_token_only_when_a_row_is_left_over() -> None:
+    t0 = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+    rows = [v.PageCursor(t0 + dt.timedelta(seconds=i), str(uuid.uuid4())) for i in range(4)]
+    assert v.split_page(rows[:3], 3) == (rows[:3], "")
+    page, token = v.split_page(rows, 3, scope="u1")
+    assert page == rows[:3]
+    # The next page starts after the last row shown, and only under the same filter.
+    assert v.page_start(token, scope="u1") == (rows[2].created_at, rows[2].id)
+    with pytest.raises(InvalidArgument, match="different listing"):
+        v.page_start(token)
+    assert v.page_start("") is None
