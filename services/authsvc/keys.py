@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from libs.platform.auth import KeyFileError, load_public_key
+from libs.platform.auth import KeyFileError, load_private_key, load_public_key
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,9 @@ def load_signing_key(path: str | None) -> SigningKey:
         key = Ed25519PrivateKey.generate()
         return SigningKey(key, key_id(key.public_key()))
     try:
-        loaded = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise SigningKeyError(f"cannot load AUTH_SIGNING_KEY_FILE {path!r}: {exc}") from exc
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise SigningKeyError(f"AUTH_SIGNING_KEY_FILE {path!r} is not an Ed25519 private key")
+        loaded = load_private_key(path, "AUTH_SIGNING_KEY_FILE")
+    except KeyFileError as exc:
+        raise SigningKeyError(str(exc)) from exc
     return SigningKey(loaded, key_id(loaded.public_key()))
 
 
