@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from libs.platform import db
@@ -50,14 +52,20 @@ def _collect(*checks: tuple) -> list:  # type: ignore[type-arg]
     return results
 
 
+def _user_fields(row: UserRow) -> dict[str, Any]:
+    # User and GetUserResponse carry the same fields (GetUserResponse keeps the seed's flat
+    # shape).
+    return {
+        "user_id": row.id,
+        "email": row.email,
+        "display_name": row.display_name,
+        "created_at": timestamp(row.created_at),
+        "updated_at": timestamp(row.updated_at),
+    }
+
+
 def _user_pb(row: UserRow) -> user_pb2.User:
-    return user_pb2.User(
-        user_id=row.id,
-        email=row.email,
-        display_name=row.display_name,
-        created_at=timestamp(row.created_at),
-        updated_at=timestamp(row.updated_at),
-    )
+    return user_pb2.User(**_user_fields(row))
 
 
 class UserService(user_pb2_grpc.UserServiceServicer):
@@ -103,14 +111,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     ) -> user_pb2.GetUserResponse:
         user_id = v.uuid_str(request.user_id, "user_id")
         require_user_or_service(user_id)
-        row = await self._get(user_id)
-        return user_pb2.GetUserResponse(
-            user_id=row.id,
-            email=row.email,
-            display_name=row.display_name,
-            created_at=timestamp(row.created_at),
-            updated_at=timestamp(row.updated_at),
-        )
+        return user_pb2.GetUserResponse(**_user_fields(await self._get(user_id)))
 
     async def UpdateUser(  # noqa: N802
         self, request: user_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
