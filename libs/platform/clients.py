@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import grpc
 
 from libs.platform import deadlines
-from libs.platform.errors import Unavailable
+from libs.platform.errors import ServiceError, Unavailable
 from libs.platform.interceptors import REQUEST_ID_HEADER
 from libs.platform.logs import request_id_var
 from libs.platform.tls import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
@@ -65,12 +65,17 @@ async def call(
     try:
         return await method(request, timeout=timeout, metadata=metadata)
     except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadlines.expired():
-            raise deadlines.DeadlineExceeded(
-                f"deadline exceeded while waiting for {dependency}"
-            ) from exc
         if exc.code() in _UNAVAILABLE_CODES:
-            raise Unavailable(
-                f"{dependency} is unavailable ({exc.code().name}); retry later"
-            ) from exc
+            raise dependency_failed(dependency, exc.code()) from exc
         raise
+
+
+def dependency_failed(dependency: str, code: grpc.StatusCode) -> ServiceError:
+    """The error for a caller when `dependency` could not answer with `code`.
+
+    DEADLINE_EXCEEDED stays that when the caller's own deadline ran out; otherwise the
+    dependency was slow or down, which is UNAVAILABLE (retryable) for the caller.
+    """
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and deadlines.expired():
+        return deadlines.DeadlineExceeded(f"deadline exceeded while waiting for {dependency}")
+    return Unavailable(f"{dependency} is unavailable ({code.name}); retry later")

@@ -125,11 +125,8 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         try:
             exists = await self._user_checks.get(user_id, timeout)
         except TimeoutError:
-            if deadlines.expired():
-                raise deadlines.DeadlineExceeded(
-                    "deadline exceeded while waiting for usersvc"
-                ) from None
-            raise Unavailable("usersvc is unavailable (DEADLINE_EXCEEDED); retry later") from None
+            # Gave up waiting for a shared check: the same answer as a timed-out call.
+            raise clients.dependency_failed("usersvc", grpc.StatusCode.DEADLINE_EXCEEDED) from None
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 # usersvc refused paymentsvc's own service token: a deployment problem.
