@@ -18,8 +18,10 @@ STAMP="$ROOT/.micro-root-stamp"
 die() { echo "debian_root: $*" >&2; exit 1; }
 log() { echo "debian_root: $*" >&2; }
 
+# Only what makes the root counts: changing how it is entered must not rebuild it.
 recipe_hash() {
-  cat "$here/root.sh" "$here/packages.txt" | sha256sum | cut -d' ' -f1
+  { declare -f build_root configure_root sync_certificates; cat "$here/packages.txt"; } \
+    | sha256sum | cut -d' ' -f1
 }
 
 packages() { grep -v -E '^\s*(#|$)' "$here/packages.txt" | tr '\n' ' '; }
@@ -38,6 +40,7 @@ build_root() {
   # Older debootstrap releases have no forky script; forky is built like sid.
   [[ -f "$script" ]] || script=/usr/share/debootstrap/scripts/sid
   log "creating $ROOT (debootstrap forky, about a minute)"
+  forget_namespace
   unmount_all
   rm -rf "$ROOT"
   mkdir -p "$(dirname "$ROOT")"
@@ -104,25 +107,30 @@ in_root_raw() {
 ensure() {
   [[ "$(uname -s)" == Linux ]] || die "the Debian root needs Linux; install Bazel 7.7.1 (bazelisk) instead"
   [[ "$(id -u)" == 0 ]] || die "building or entering the Debian root needs root (chroot, mounts); run as root or install Bazel 7.7.1 (bazelisk)"
+  # Two commands started together (a helper script and a terminal) must not both build it.
+  mkdir -p "$(dirname "$ROOT")"
+  exec {lock}>"$ROOT.lock"
+  flock "$lock"
   if ! root_is_ready; then
     build_root
   else
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
     sync_certificates
   fi
+  flock -u "$lock"
 }
 
 # Paths shared at the same absolute location on both sides, so `bazel-bin` symlinks and the
 # output user root resolve identically inside and outside the root.
+checkout_dir() { git -C "$PWD" rev-parse --show-toplevel 2>/dev/null || echo "$PWD"; }
+
 shared_paths() {
   # The whole git checkout (or the current directory), so `bazel-*` links and git work.
-  git -C "$PWD" rev-parse --show-toplevel 2>/dev/null || echo "$PWD"
+  checkout_dir
   printf '%s\n' /tmp "${MICRO_BAZEL_CACHE:-$HOME/.cache/bazel}" "$HOME/.cache/micro"
 }
 
-# Mounts are made once, in the host's mount namespace, and reused: the Bazel server outlives
-# each client, and a client only reconnects to a server it can see in the same namespace and
-# root (otherwise it restarts the server, costing seconds on every command).
+# Mounts are made once, in the root's own namespace (see run), and reused.
 bind_once() {
   local src="$1" dst="$ROOT$1"
   mountpoint -q "$dst" && return 0
@@ -157,10 +165,73 @@ unmount_all() {
   fi
 }
 
+# The root's mounts live in a mount namespace of their own, kept alive by a bind mount of
+# its nsfs file, so that they stay in place between runs (the Bazel server outlives each
+# client, and a client only reconnects to a server it can see in the same namespace and
+# root) while the host never sees them. That matters for the offline module file bound over
+# MODULE.bazel (offline_module_file): in the host's namespace that mount would make
+# `git checkout` or an editor's rename of MODULE.bazel fail with EBUSY; in a namespace of
+# its own, a rename on the host just detaches it, and the next run binds it again.
+NS_DIR=/run/micro
+NS="$NS_DIR/$(basename "$ROOT").mnt"
+
+# A namespace made before the root was (re)built still holds the old, deleted tree: the
+# stamp seen from inside must be the very file the host sees.
+namespace_alive() {
+  [[ -f "$NS" ]] || return 1
+  local inside
+  inside="$(nsenter --mount="$NS" stat -c '%d:%i:%.9Y' "$STAMP" 2>/dev/null)" || return 1
+  [[ "$inside" == "$(stat -c '%d:%i:%.9Y' "$STAMP")" ]]
+}
+
+ensure_namespace() {
+  namespace_alive && return 0
+  forget_namespace
+  mkdir -p "$NS_DIR"
+  # A namespace file can only be bound on a mount with private propagation.
+  if ! mountpoint -q "$NS_DIR"; then
+    mount --bind "$NS_DIR" "$NS_DIR"
+  fi
+  mount --make-private "$NS_DIR"
+  touch "$NS"
+  # slave: mounts made later on the host (a docker socket, a new checkout) still show up inside.
+  unshare --mount="$NS" --propagation slave true
+}
+
+forget_namespace() {
+  [[ -f "$NS" ]] || return 0
+  umount "$NS" 2>/dev/null || true
+  rm -f "$NS"
+}
+
+# Inside the root, MODULE.bazel is tools/offline/MODULE.bazel: the same BUILD files, but
+# Debian's rule sets (rules_python 0.22.1) need their own module file (tools/offline/README.md).
+offline_module_file() {
+  local top src dst
+  top="$(checkout_dir)"
+  src="$top/tools/offline/MODULE.bazel"
+  dst="$ROOT$top/MODULE.bazel"
+  [[ -f "$src" && -f "$dst" ]] || return 0
+  if mountpoint -q "$dst"; then
+    # An editor that replaces the offline file leaves the mount on the old inode.
+    cmp -s "$src" "$dst" && return 0
+    umount "$dst"
+  fi
+  mount --bind "$src" "$dst"
+}
+
 run() {
   ensure
   mkdir -p "${MICRO_BAZEL_CACHE:-$HOME/.cache/bazel}" "$HOME/.cache/micro"
+  ensure_namespace
+  # Entering a mount namespace resets the working directory to its root: keep ours.
+  exec nsenter --mount="$NS" --wd="$PWD" -- "$here/root.sh" enter "$@"
+}
+
+# Runs inside the namespace (see run).
+enter() {
   mount_all
+  offline_module_file
   exec chroot "$ROOT" /usr/bin/env -C "$PWD" HOME="$HOME" USER="${USER:-root}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     TERM="${TERM:-dumb}" CI="${CI:-}" "$@"
@@ -169,5 +240,6 @@ run() {
 case "${1:-}" in
   ensure) ensure; echo "$ROOT" ;;
   run) shift; [[ $# -gt 0 ]] || die "usage: root.sh run CMD [ARG...]"; run "$@" ;;
+  enter) shift; enter "$@" ;;
   *) die "usage: root.sh ensure | root.sh run CMD [ARG...]" ;;
 esac

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-STARLARK_NAMES = {"BUILD.bazel", "MODULE.bazel"}
+STARLARK_NAMES = {"BUILD.bazel"}
 
 
 def find_wheel_binary(name: str) -> str:
@@ -23,7 +23,8 @@ def kind(path: str) -> str:
     p = Path(path)
     if p.suffix == ".py":
         return "python"
-    if p.suffix == ".bzl" or p.name in STARLARK_NAMES:
+    # MODULE.bazel, and files it includes (NAME.MODULE.bazel).
+    if p.suffix == ".bzl" or p.name in STARLARK_NAMES or p.name.endswith("MODULE.bazel"):
         return "starlark"
     if p.suffix == ".sh":
         return "shell"

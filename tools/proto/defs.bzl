@@ -23,9 +23,9 @@ python_grpc_compile = rule(
             ],
         ),
         # Both default to Rust tools that rules_proto_grpc uses for other languages; they
-        # are never run for Python, so a no-op keeps the Rust toolchain out of the build.
-        _fixer = attr.label(default = Label("//tools/proto:coreutils"), cfg = "exec", executable = True),
-        _merger = attr.label(default = Label("//tools/proto:coreutils"), cfg = "exec", executable = True),
+        # are never run for Python, so a stand-in keeps the Rust toolchain out of the build.
+        _fixer = attr.label(default = Label("//tools/proto:unused_tool"), cfg = "exec", executable = True),
+        _merger = attr.label(default = Label("//tools/proto:unused_tool"), cfg = "exec", executable = True),
     ),
     toolchains = proto_compile_toolchains,
 )
