@@ -2,6 +2,9 @@
 
 If MICRO_TEST_DATABASE_URL is set, that server is used instead of starting a cluster;
 throwaway databases are still created on it and dropped afterwards.
+
+The cluster runs as the calling user; a root caller runs it as an unprivileged account
+instead (see choose_server_account), because PostgreSQL will not run as root.
 """
 
 from __future__ import annotations
@@ -12,21 +15,98 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+# The database superuser initdb creates (a role inside the cluster, not an OS account).
 PG_USER = "postgres"
+
+# initdb and postgres refuse to run as root (a server bug would then own the machine), so a
+# root caller hands the cluster to the first of these OS accounts that exists and is not
+# root: `postgres`, which the PostgreSQL packages create, else `nobody`, which nearly every
+# Linux system has (owning files is not its purpose, but the cluster's only files are a temp
+# dir that stop() deletes).
+SERVER_ACCOUNTS = ("postgres", "nobody")
 
 
 class PostgresError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class ServerAccount:
+    """The unprivileged OS account a root caller runs initdb, pg_ctl and the server as."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def choose_server_account(
+    euid: int,
+    lookup: Callable[[str], pwd.struct_passwd] | None = None,
+    candidates: Iterable[str] = SERVER_ACCOUNTS,
+) -> ServerAccount | None:
+    """Whom the cluster runs as: None for the caller itself, unless the caller is root.
+
+    `lookup` keeps pwd.getpwnam's contract (KeyError for an unknown name), so tests can pass
+    a fake user database; the default is looked up at call time so tests can also patch it.
+    Raises PostgresError when root and no candidate can be used.
+    """
+    if euid != 0:
+        return None
+    lookup = lookup or pwd.getpwnam
+    rejected: list[str] = []
+    for name in candidates:
+        try:
+            entry = lookup(name)
+        except KeyError:
+            rejected.append(f"{name} (no such user)")
+            continue
+        if entry.pw_uid == 0:
+            # An alias of root would be refused by PostgreSQL just the same.
+            rejected.append(f"{name} (uid 0)")
+            continue
+        return ServerAccount(name, entry.pw_uid, entry.pw_gid)
+    raise PostgresError(
+        "PostgreSQL refuses to run as root, and no unprivileged account to run it as was "
+        f"found: tried {', '.join(rejected) or 'nothing'}. Create one (e.g. `useradd --system "
+        "postgres`), run as a non-root user, or set MICRO_TEST_DATABASE_URL to an existing "
+        "server."
+    )
+
+
+def _blocked_dir(path: Path, account: ServerAccount) -> Path | None:
+    """The first directory on the way to `path` that `account` may not enter, if any.
+
+    Only mode bits are checked (the server drops supplementary groups, so the account's
+    primary group is its only one); used to explain a failure, never to refuse a start,
+    since ACLs may allow more than the mode bits say.
+    """
+    for directory in [*reversed(path.parents), path]:
+        try:
+            st = directory.stat()
+        except OSError:
+            return directory
+        if st.st_uid == account.uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == account.gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return directory
+    return None
 
 
 def find_bindir() -> Path:
@@ -81,6 +161,8 @@ class PostgresCluster:
         self.durable = durable
         self.tmpdir: Path | None = None
         self.port = 0
+        # Set by start() when the caller is root: see choose_server_account.
+        self.account: ServerAccount | None = None
         self._run_as: dict[str, Any] = {}
 
     @property
@@ -92,36 +174,60 @@ class PostgresCluster:
     def admin_dsn(self) -> str:
         return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, *argv: str, timeout: float = 60) -> None:
-        proc = subprocess.run(  # noqa: S603 - argv built from our own paths
-            list(argv),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=self.tmpdir,
-            check=False,
-            **self._run_as,
+    def _account_hint(self) -> str:
+        """Why a start as another account may have failed, for error messages."""
+        if self.account is None:
+            return ""
+        acct = self.account
+        hint = (
+            f"\n(ran as {acct.name}, uid {acct.uid}, because PostgreSQL refuses to run as "
+            "root; that account must be able to enter the data directory and run initdb)"
         )
+        for path, fix in (
+            (self.tmpdir, "set TMPDIR to a directory every user can enter, e.g. /tmp"),
+            (self.bindir, "set MICRO_PG_BINDIR to binaries every user can run"),
+        ):
+            blocked = _blocked_dir(path, acct) if path else None
+            if blocked is not None:
+                hint += f"\n{acct.name} cannot enter {blocked}, on the way to {path}: {fix}"
+        return hint
+
+    def _run(self, *argv: str, timeout: float = 60) -> None:
+        try:
+            proc = subprocess.run(  # noqa: S603 - argv built from our own paths
+                list(argv),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=self.tmpdir,
+                check=False,
+                **self._run_as,
+            )
+        except OSError as exc:  # e.g. not executable by the account we dropped to
+            raise PostgresError(
+                f"{Path(argv[0]).name} could not run: {exc}{self._account_hint()}"
+            ) from exc
         if proc.returncode != 0:
             log = self.tmpdir / "postgres.log" if self.tmpdir else None
             tail = log.read_text()[-2000:] if log and log.exists() else ""
             raise PostgresError(
                 f"{Path(argv[0]).name} failed ({proc.returncode}):\n{proc.stdout}\n"
-                f"{proc.stderr}\n{tail}"
+                f"{proc.stderr}\n{tail}{self._account_hint()}"
             )
 
     def start(self) -> Self:
+        # Chosen before the temp dir exists, so a missing account leaves nothing behind.
+        self.account = choose_server_account(os.geteuid())
         self.tmpdir = Path(tempfile.mkdtemp(prefix="micro-pg-"))
         try:
-            if os.geteuid() == 0:
-                # initdb refuses to run as root; hand the directory to the postgres user.
-                pw = pwd.getpwnam(PG_USER)
-                os.chown(self.tmpdir, pw.pw_uid, pw.pw_gid)
+            if self.account is not None:
+                # Root: the cluster's directory and processes belong to that account.
+                os.chown(self.tmpdir, self.account.uid, self.account.gid)
                 self._run_as = {
-                    "user": pw.pw_uid,
-                    "group": pw.pw_gid,
+                    "user": self.account.uid,
+                    "group": self.account.gid,
                     "extra_groups": [],
-                    "env": {**os.environ, "HOME": str(self.tmpdir), "USER": PG_USER},
+                    "env": {**os.environ, "HOME": str(self.tmpdir), "USER": self.account.name},
                 }
             self._run(
                 str(self.bindir / "initdb"),
@@ -206,12 +312,26 @@ class PostgresCluster:
     def start_server(self, timeout: float = 60) -> None:
         """Start a server stopped by stop_server again, on the same port with the same data."""
         argv = self._start_argv()
+        path = argv[0]
         env = dict(os.environ)
-        if self._run_as:
-            argv = ["setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--clear-groups", *argv]
+        if self.account is not None:
+            # posix_spawn cannot change users itself, so setpriv (util-linux) does it.
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                raise PostgresError(
+                    f"setpriv (util-linux) not found: needed to restart PostgreSQL as "
+                    f"{self.account.name}, because it refuses to run as root"
+                )
+            # Numeric ids: the same account start() ran initdb as, whatever its name.
+            path = setpriv
+            argv = [
+                setpriv,
+                f"--reuid={self.account.uid}",
+                f"--regid={self.account.gid}",
+                "--clear-groups",
+                *argv,
+            ]
             env = self._run_as["env"]
-        setpriv = shutil.which("setpriv") if self._run_as else None
-        path = setpriv or argv[0]
         out = os.open(str(self.tmpdir / "pg_ctl.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             pid = os.posix_spawn(
