@@ -228,10 +228,25 @@ run() {
   exec nsenter --mount="$NS" --wd="$PWD" -- "$here/root.sh" enter "$@"
 }
 
+# The host's Docker engine, for `bazel run //services/<svc>:image_load`, the container tests
+# and the container run mode; the root carries the docker CLI (packages.txt). A restarted
+# dockerd makes a new socket, so a bind of the old one is replaced.
+docker_socket() {
+  local sock=/run/docker.sock dst="$ROOT/run/docker.sock"
+  [[ -S "$sock" ]] || return 0
+  if mountpoint -q "$dst"; then
+    [[ "$(stat -c %i "$sock")" == "$(stat -c %i "$dst")" ]] && return 0
+    umount "$dst"
+  fi
+  [[ -e "$dst" ]] || touch "$dst"
+  mount --bind "$sock" "$dst"
+}
+
 # Runs inside the namespace (see run).
 enter() {
   mount_all
   offline_module_file
+  docker_socket
   exec chroot "$ROOT" /usr/bin/env -C "$PWD" HOME="$HOME" USER="${USER:-root}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     TERM="${TERM:-dumb}" CI="${CI:-}" "$@"
