@@ -1,9 +1,14 @@
-"""The three service images, run from their docker-load tarballs against PostgreSQL.
+"""The three service images, run from their docker-load tarballs against PostgreSQL, no engine.
 
 Each image is unpacked and its entrypoint started in a read-only chroot as the image's
 user (65532), with DATABASE_URL pointing at a throwaway cluster over TCP: the same way the
 Deployments run them, minus the container engine. That needs root; for anyone else the
 tests skip (see find_runner).
+
+Chroot only, on purpose: containers_test (test_containers.py) runs the same images in a real
+engine, as the rendered dev overlay wires them, with the same flow and more (probes, SIGTERM,
+a wrong setting). An engine runner here would repeat it; this test stays for machines with
+root but no engine, and checks the image's own config (User, Entrypoint) without one.
 """
 
 from __future__ import annotations
@@ -73,12 +78,12 @@ def find_runner() -> tuple[Runner | None, str]:
     """The runner this machine offers, else None and why not (the skip reason).
 
     Root always gets chroot, so as root the tests run and any failure shows; they are never
-    skipped. A container-engine runner (docker load + run) belongs after that check, for
-    users who are not root.
+    skipped. Without root there is no runner here: with a container engine, containers_test
+    runs these images (see the module docstring).
     """
     if os.geteuid() == 0:
         return Runner("chroot", _start_chroot), ""
-    return None, "needs root for chroot, or a container engine (none supported yet)"
+    return None, "needs root for chroot; containers_test runs the images in a container engine"
 
 
 # Session-wide and autouse, so pytest runs it before the session's PostgreSQL cluster
