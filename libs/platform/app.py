@@ -7,7 +7,9 @@ opened, and a running `ServiceApp` closes it all after the server has drained.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,22 @@ class Wiring:
         )
         server.watch_database(self.pool)  # readiness follows the database
         return server
+
+    def background(self, name: str, work: Callable[[], Coroutine[object, object, None]]) -> None:
+        """Run `work()` as a task for the app's life. It is cancelled in stop() after the
+        server has drained and before the pool and channels it may use are closed."""
+        task = asyncio.get_running_loop().create_task(work(), name=name)
+
+        async def cancel() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self._stack.push_async_callback(cancel)
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Call `callback` in stop(), in reverse order of registration, like the rest."""
+        self._stack.callback(callback)
 
     def hand_over(self) -> AsyncExitStack:
         """Give the opened resources to the running app, which closes them in stop()."""

@@ -366,7 +366,10 @@ class TokenVerifier:
         name = iss[len(SERVICE_PREFIX) :]
         key = self.trusted_services.get(name)
         if key is None:
-            raise Unauthenticated(f"service {name[:64]!r} is not trusted by {self.service_name}")
+            # The same answer as a forged signature under a trusted name: naming the service
+            # would let anyone list, one guess at a time, whom this callee trusts.
+            log.warning("token from an untrusted service %r", name[:64])
+            raise Unauthenticated("token signature is invalid")
         claims = self._decode(token, key, issuer=iss, audience=self.service_name)
         if claims["sub"] != iss:
             raise Unauthenticated("service token subject must equal its issuer")

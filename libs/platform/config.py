@@ -8,6 +8,7 @@ in upper case. Fields without a default are required. Limits go in field metadat
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -100,6 +101,15 @@ def load_settings(cls: type[T], env: Mapping[str, str] | None = None) -> T:
 def check_postgres_url(value: str) -> str | None:
     if not value.startswith(("postgres://", "postgresql://")):
         return "must be a postgresql:// URL"
+    return None
+
+
+def check_ip_address(value: str) -> str | None:
+    """A listening address: an IPv4 or IPv6 literal, so what it binds is never a DNS guess."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"must be an IP address such as 127.0.0.1, ::1 or 0.0.0.0, got {value!r}"
     return None
 
 

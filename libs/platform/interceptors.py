@@ -33,21 +33,10 @@ REQUEST_ID_HEADER = "x-request-id"
 _BROKEN_CONNECTION = asyncpg.InternalClientError
 
 
-def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]:
-    if isinstance(exc, ServiceError):
-        code = exc.code
-        message = exc.message
-    elif deadlines.expired() and isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError)):
-        # A statement or dependency cut short by the caller's own deadline.
-        code = grpc.StatusCode.DEADLINE_EXCEEDED
-        message = "deadline exceeded"
-    elif isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, _BROKEN_CONNECTION)):
-        code = grpc.StatusCode.UNAVAILABLE
-        message = "a backing service is temporarily unavailable; retry later"
-    else:
-        code = grpc.StatusCode.INTERNAL
-        message = "internal error"
-    status = status_pb2.Status(code=code.value[0], message=message)
+def status_of(exc: ServiceError) -> status_pb2.Status:
+    """The status a platform error answers with: its code and message, and for
+    InvalidArgument a google.rpc.BadRequest naming each field."""
+    status = status_pb2.Status(code=exc.code.value[0], message=exc.message)
     if isinstance(exc, InvalidArgument):
         detail = any_pb2.Any()
         detail.Pack(
@@ -61,7 +50,23 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]
             )
         )
         status.details.append(detail)
-    return code, status
+    return status
+
+
+def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    if isinstance(exc, ServiceError):
+        return exc.code, status_of(exc)
+    if deadlines.expired() and isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError)):
+        # A statement or dependency cut short by the caller's own deadline.
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
+        message = "deadline exceeded"
+    elif isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, _BROKEN_CONNECTION)):
+        code = grpc.StatusCode.UNAVAILABLE
+        message = "a backing service is temporarily unavailable; retry later"
+    else:
+        code = grpc.StatusCode.INTERNAL
+        message = "internal error"
+    return code, status_pb2.Status(code=code.value[0], message=message)
 
 
 def _request_id(details: grpc.HandlerCallDetails) -> str:
@@ -140,4 +145,4 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-__all__ = ["REQUEST_ID_HEADER", "ObservabilityInterceptor"]
+__all__ = ["REQUEST_ID_HEADER", "ObservabilityInterceptor", "status_of"]

@@ -1,7 +1,8 @@
 """Prometheus metrics for one gRPC server: calls, latency, pool usage and health.
 
 Each server owns a CollectorRegistry (not the process-global one) so several services can
-run in one process, as they do in the tests. The runner serves it over HTTP on METRICS_PORT.
+run in one process, as they do in the tests. The runner serves it over HTTP on
+METRICS_ADDRESS:METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -86,15 +87,22 @@ class Metrics:
         self.registry.register(self._pool_collector)
 
 
-class MetricsEndpoint:
-    """/metrics over HTTP in a daemon thread; port 0 picks a free port."""
+# /metrics has no authentication, so by default only this host may scrape it; a pod sets
+# METRICS_ADDRESS=0.0.0.0 and leaves who may connect to the cluster's network rules.
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 
-    def __init__(self, registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside the pod
+
+class MetricsEndpoint:
+    """/metrics over HTTP in a daemon thread on `host`; port 0 picks a free port."""
+
+    def __init__(
+        self, registry: CollectorRegistry, port: int, host: str = DEFAULT_METRICS_ADDRESS
+    ) -> None:
         server, thread = start_http_server(port, addr=host, registry=registry)
         self._server: ThreadingHTTPServer = server
         self._thread: threading.Thread = thread
         self.port: int = server.server_port
-        log.info("metrics listening", extra={"port": self.port})
+        log.info("metrics listening", extra={"host": host, "port": self.port})
 
     def close(self) -> None:
         self._server.shutdown()

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from libs.platform.config import ConfigError, load_settings, setting
+from libs.platform.config import ConfigError, check_ip_address, load_settings, setting
 from libs.platform.db import DatabaseUnavailable
 from libs.platform.logs import flush_logging, setup_logging
-from libs.platform.metrics import MetricsEndpoint
+from libs.platform.metrics import DEFAULT_METRICS_ADDRESS, MetricsEndpoint
 from libs.platform.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ class ProcessSettings:
     # terminationGracePeriodSeconds (30) must stay above it.
     shutdown_grace_seconds: float = setting(10.0, min=0.0, max=3600.0)
     metrics_port: int = setting(9090, min=0, max=65535)  # 0 = any free port
+    # Loopback unless set: /metrics answers anyone who can connect. Kubernetes sets 0.0.0.0
+    # so the cluster's scraper reaches the pod (deploy/kustomize).
+    metrics_address: str = setting(DEFAULT_METRICS_ADDRESS, check=check_ip_address)
 
 
 class RunningApp(Protocol):
@@ -40,7 +43,7 @@ class RunningApp(Protocol):
     async def stop(self, grace: float | None = ...) -> None: ...
 
 
-def _open_metrics(app: RunningApp, port: int) -> MetricsEndpoint | None:
+def _open_metrics(app: RunningApp, host: str, port: int) -> MetricsEndpoint | None:
     # Services return an app holding the GrpcServer; a bare GrpcServer (the bench's empty
     # server) carries the metrics itself.
     server = getattr(app, "server", app)
@@ -48,9 +51,11 @@ def _open_metrics(app: RunningApp, port: int) -> MetricsEndpoint | None:
     if metrics is None:
         return None
     try:
-        return MetricsEndpoint(metrics.registry, port)
+        return MetricsEndpoint(metrics.registry, port, host)
     except OSError as exc:  # the port is taken: serve without metrics rather than not at all
-        log.warning("metrics endpoint not started", extra={"port": port, "error": repr(exc)})
+        log.warning(
+            "metrics endpoint not started", extra={"host": host, "port": port, "error": repr(exc)}
+        )
         return None
 
 
@@ -62,7 +67,7 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
     app = await start(settings)
-    endpoint = _open_metrics(app, proc.metrics_port)
+    endpoint = _open_metrics(app, proc.metrics_address, proc.metrics_port)
     try:
         await stop_requested.wait()
         grace = proc.shutdown_grace_seconds

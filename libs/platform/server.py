@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from libs.platform.decoding import RequestDecodingInterceptor
 from libs.platform.health import LIVENESS_SERVICE, ReadinessWatcher, pool_check
 from libs.platform.interceptors import ObservabilityInterceptor
 from libs.platform.metrics import Metrics
@@ -82,11 +83,19 @@ async def start_server(
 ) -> GrpcServer:
     """Start serving; port 0 picks a free port. Returns the running server and bound port.
 
-    With `credentials` the port speaks TLS only; oversized messages get RESOURCE_EXHAUSTED.
+    With `credentials` the port speaks TLS only; oversized messages get RESOURCE_EXHAUSTED,
+    request bytes that do not parse INVALID_ARGUMENT (libs/platform/decoding.py).
     """
     metrics = Metrics()
     server = grpc.aio.server(
-        interceptors=[ServerTracingInterceptor(), ObservabilityInterceptor(metrics), *interceptors],
+        # The first is outermost. Request decoding goes last: it must see the registered
+        # handler's own deserializer, and callers must authenticate before it answers.
+        interceptors=[
+            ServerTracingInterceptor(),
+            ObservabilityInterceptor(metrics),
+            *interceptors,
+            RequestDecodingInterceptor(),
+        ],
         options=message_size_options(max_message_bytes),
     )
     health_servicer = health.aio.HealthServicer()

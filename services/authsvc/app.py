@@ -7,17 +7,36 @@ from pathlib import Path
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.app import ServiceApp, Wiring
+from libs.platform.auth import AuthInterceptor, TokenVerifier, load_trusted_service_keys
 from libs.platform.server import ServiceRegistration
 from services.authsvc.config import Settings
 from services.authsvc.keys import KeyRing, SigningKey, load_key_ring
 from services.authsvc.service import AuthService
 from services.authsvc.store import RefreshTokenStore
-from services.authsvc.throttle import LoginThrottle
+from services.authsvc.throttle import LoginThrottle, Policy
 from services.authsvc.tokens import TokenIssuer
 from user.v1 import user_pb2_grpc
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+# Users log in with no token; only RevokeUserSessions (internal) needs a service token.
+PUBLIC_METHODS = frozenset(
+    f"/{SERVICE_NAME}/{m}" for m in ("Login", "RefreshToken", "Logout", "GetJwks")
+)
+
+
+def throttle_policy(settings: Settings) -> Policy:
+    return Policy(
+        free_failures=settings.login_free_failures,
+        backoff_base_seconds=settings.login_backoff_base_seconds,
+        backoff_max_seconds=settings.login_backoff_max_seconds,
+        pair_memory_seconds=settings.login_pair_memory_seconds,
+        max_failures_per_account=settings.login_max_failures_per_account,
+        account_window_seconds=settings.login_account_window_seconds,
+        max_failures_per_address=settings.login_max_failures_per_address,
+        address_window_seconds=settings.login_throttle_window_seconds,
+        known_address_seconds=round(settings.login_known_address_days * 86400),
+    )
 
 
 @dataclass
@@ -34,6 +53,15 @@ async def start(settings: Settings) -> AuthApp:
     keys = load_key_ring(settings.auth_signing_key_file, settings.auth_verification_key_files)
     # VerifyCredentials is internal to usersvc: authsvc calls it with its service token.
     outgoing = settings.outgoing("authsvc", "usersvc")
+    # Service tokens only (usersvc's, for RevokeUserSessions): authsvc issues user tokens,
+    # it never needs to accept them.
+    verifier = TokenVerifier(
+        service_name="authsvc",
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        jwks=None,
+        trusted_services=load_trusted_service_keys(settings.trusted_service_keys),
+    )
     async with Wiring(settings, MIGRATIONS) as wiring:
         users_channel = wiring.channel(settings.usersvc_addr, outgoing)
         pool = wiring.pool
@@ -50,16 +78,13 @@ async def start(settings: Settings) -> AuthApp:
             refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
             keys=keys,
             throttle=LoginThrottle(
-                pool,
-                settings.login_throttle_window_seconds,
-                settings.db_acquire_timeout_seconds,
+                pool, throttle_policy(settings), settings.db_acquire_timeout_seconds
             ),
-            max_failures_per_account=settings.login_max_failures_per_account,
-            max_failures_per_address=settings.login_max_failures_per_address,
         )
         server = await wiring.serve(
             ServiceRegistration(
                 SERVICE_NAME, auth_pb2_grpc.add_AuthServiceServicer_to_server, servicer
-            )
+            ),
+            interceptors=[AuthInterceptor(verifier, PUBLIC_METHODS)],
         )
         return AuthApp(server, pool, wiring.hand_over(), keys)

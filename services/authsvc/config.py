@@ -7,7 +7,8 @@ from libs.platform.auth import ServiceIdentitySettings
 from libs.platform.tls import TransportSettings
 
 
-# Transport (TLS_*, GRPC_MAX_MESSAGE_BYTES) and SERVICE_KEY_FILE come from the mixins.
+# Transport (TLS_*, GRPC_MAX_MESSAGE_BYTES), SERVICE_KEY_FILE (calls to usersvc) and
+# TRUSTED_SERVICE_KEYS (usersvc's key, for RevokeUserSessions) come from the mixins.
 @dataclass(frozen=True)
 class Settings(TransportSettings, ServiceIdentitySettings):
     database_url: str = c.database_url()
@@ -27,7 +28,16 @@ class Settings(TransportSettings, ServiceIdentitySettings):
     auth_audience: str = c.setting("micro")
     access_token_ttl_seconds: int = c.setting(900, min=10, max=86400)
     refresh_token_ttl_seconds: int = c.setting(30 * 86400, min=60)
-    # Failed logins allowed per window before RESOURCE_EXHAUSTED, per account and per address.
-    login_max_failures_per_account: int = c.setting(5, min=1, max=10000)
+    # Login throttling (throttle.py, README.md). Per (account, address): free failures, then
+    # a wait doubling from the base to the max after each further one, remembered this long.
+    login_free_failures: int = c.setting(5, min=1, max=1000)
+    login_backoff_base_seconds: float = c.setting(1.0, min=0.001, max=3600.0)
+    login_backoff_max_seconds: float = c.setting(900.0, min=0.001, max=86400.0)
+    login_pair_memory_seconds: int = c.setting(86400, min=1, max=30 * 86400)
+    # Ceilings per account (all addresses) and per address (all accounts), except from
+    # addresses the account logged in from within LOGIN_KNOWN_ADDRESS_DAYS.
+    login_max_failures_per_account: int = c.setting(100, min=1, max=100000)
+    login_account_window_seconds: int = c.setting(86400, min=1, max=30 * 86400)
     login_max_failures_per_address: int = c.setting(50, min=1, max=100000)
     login_throttle_window_seconds: int = c.setting(900, min=1, max=86400)
+    login_known_address_days: float = c.setting(30.0, min=0.0, max=365.0)

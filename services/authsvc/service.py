@@ -8,28 +8,25 @@ import logging
 import grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from libs.platform import clients
-from libs.platform.auth import jwk_x
-from libs.platform.errors import Unauthenticated, Unavailable, Violations
+from libs.platform import clients, emails
+from libs.platform import validation as v
+from libs.platform.admission import abort_retry_later, client_address
+from libs.platform.auth import jwk_x, require_service
+from libs.platform.errors import InvalidArgument, Unauthenticated, Unavailable, Violations
 from libs.platform.protoutil import timestamp
 from services.authsvc.keys import KeyRing
 from services.authsvc.store import RefreshTokenStore, RotateOutcome
-from services.authsvc.throttle import (
-    Limit,
-    LoginThrottle,
-    abort_throttled,
-    email_scope,
-    peer_scope,
-)
+from services.authsvc.throttle import Attempt, LoginThrottle
 from services.authsvc.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from user.v1 import user_pb2, user_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = "invalid email or password"
-MAX_EMAIL = 254
 MAX_PASSWORD = 128
 MAX_REFRESH_TOKEN = 256
+# Only usersvc, which owns passwords and accounts, may end a user's sessions.
+REVOKE_SESSIONS_CALLERS = frozenset({"usersvc"})
 
 _REFRESH_MESSAGES = {
     RotateOutcome.UNKNOWN: "refresh token is invalid",
@@ -63,8 +60,6 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         refresh_ttl_seconds: int,
         keys: KeyRing,
         throttle: LoginThrottle,
-        max_failures_per_account: int,
-        max_failures_per_address: int,
     ) -> None:
         self._store = store
         self._users = users
@@ -73,34 +68,30 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self._refresh_ttl = dt.timedelta(seconds=refresh_ttl_seconds)
         self._keys = keys
         self._throttle = throttle
-        self._max_account = max_failures_per_account
-        self._max_address = max_failures_per_address
 
     async def Login(  # noqa: N802 - gRPC method names
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
         bad = Violations()
-        email = request.email.strip()
-        if not email:
-            bad.add("email", "is required")
-        elif len(email) > MAX_EMAIL:
-            bad.add("email", f"must be at most {MAX_EMAIL} characters")
-        elif "\x00" in email:
-            bad.add("email", "must not contain NUL characters")
+        email: emails.Email | None = None
+        try:
+            email = emails.parse(request.email)
+        except InvalidArgument as exc:
+            bad.items += exc.violations
         if not request.password:
             bad.add("password", "is required")
         elif len(request.password) > MAX_PASSWORD:
             bad.add("password", f"must be at most {MAX_PASSWORD} characters")
         bad.raise_if_any()
-        account, address = email_scope(email), peer_scope(context.peer())
-        limits = [Limit(account, self._max_account), Limit(address, self._max_address)]
-        admission = await self._throttle.admit(limits)
+        assert email is not None
+        attempt = Attempt(email.canonical, client_address(context.peer()))
+        admission = await self._throttle.admit(attempt)
         if admission.retry_after is not None:
-            await abort_throttled(context, admission.retry_after)
+            await abort_retry_later(context, "too many login attempts", admission.retry_after)
         try:
             verified = await clients.call(
                 self._users.VerifyCredentials,
-                user_pb2.VerifyCredentialsRequest(email=email, password=request.password),
+                user_pb2.VerifyCredentialsRequest(email=email.address, password=request.password),
                 dependency="usersvc",
                 deadline=self._users_timeout,
             )
@@ -120,15 +111,26 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             # the caller cancels stays counted, so cancelling cannot dodge the limit.)
             await self._throttle.forgive(admission)
             raise
-        await self._throttle.forgive(admission, clear_scope=account)
-        access = self._issuer.issue(verified.user_id)
         refresh = new_refresh_token()
-        await self._store.create(
-            hash_refresh_token(refresh),
-            verified.user_id,
-            None,
-            dt.datetime.now(dt.UTC) + self._refresh_ttl,
-        )
+        try:
+            opened = await self._store.create(
+                hash_refresh_token(refresh),
+                verified.user_id,
+                None,
+                dt.datetime.now(dt.UTC) + self._refresh_ttl,
+                verified.credentials_version,
+            )
+        except Exception:
+            await self._throttle.forgive(admission)
+            raise
+        if not opened:
+            # The password was changed (or the account deleted) while this login checked
+            # the old one: as wrong as any other stale password, and counted like one.
+            raise Unauthenticated(BAD_CREDENTIALS)
+        # What the success proves: this account's password, from this address.
+        proven = Attempt(emails.canonical(verified.email), attempt.address)
+        await self._throttle.succeeded(admission, proven)
+        access = self._issuer.issue(verified.user_id)
         return auth_pb2.LoginResponse(
             token=access.token, refresh_token=refresh, expires_at=timestamp(access.expires_at)
         )
@@ -169,3 +171,19 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 for kid, key in sorted(self._keys.public_keys().items())
             ]
         )
+
+    async def RevokeUserSessions(  # noqa: N802
+        self, request: auth_pb2.RevokeUserSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RevokeUserSessionsResponse:
+        require_service(REVOKE_SESSIONS_CALLERS)
+        user_id = v.uuid_str(request.user_id, "user_id")
+        if request.min_credentials_version < 0:
+            raise InvalidArgument.field("min_credentials_version", "must not be negative")
+        revoked = await self._store.revoke_user(
+            user_id, request.min_credentials_version, request.user_deleted
+        )
+        log.info(
+            "user sessions revoked",
+            extra={"user_id": user_id, "revoked_tokens": revoked, "deleted": request.user_deleted},
+        )
+        return auth_pb2.RevokeUserSessionsResponse(revoked_tokens=revoked)

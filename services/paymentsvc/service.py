@@ -10,14 +10,16 @@ import uuid
 
 import grpc
 
-from libs.platform import clients, db, deadlines
+from libs.platform import clients, db, deadlines, pagetokens
 from libs.platform import validation as v
-from libs.platform.auth import require_user_or_service
+from libs.platform.auth import current_principal, require_user_or_service
 from libs.platform.batching import Coalescer
 from libs.platform.errors import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
     Violations,
 )
@@ -55,6 +57,15 @@ def _payment_pb(row: PaymentRow) -> payment_pb2.Payment:
         created_at=timestamp(row.created_at),
         idempotency_key=row.idempotency_key or "",
     )
+
+
+def _caller_may_read(row: PaymentRow) -> bool:
+    """Whether the caller may see this payment: its user, or a trusted service."""
+    try:
+        require_user_or_service(row.user_id)
+    except PermissionDenied:
+        return False
+    return True
 
 
 def request_hash(amount: int, currency: str, description: str) -> str:
@@ -136,6 +147,23 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         if not exists:
             raise NotFound(f"user {user_id} does not exist")
 
+    async def _require_live_user_caller(self) -> None:
+        """Refuse a user whose account is gone.
+
+        An access token outlives a deleted account by up to its lifetime (15 min); reads
+        would otherwise keep answering for it. The check shares the batched user lookup
+        that CreatePayment uses, so concurrent reads cost one usersvc call.
+        """
+        principal = current_principal()
+        if principal.is_service:
+            return
+        try:
+            await self._require_user(principal.subject)
+        except NotFound:
+            raise Unauthenticated(
+                "the account behind this token no longer exists; log in again"
+            ) from None
+
     async def _users_exist(self, user_ids: list[str], time_limit: float) -> dict[str, bool]:
         """Whether each user exists: one BatchGetUsers call while all of them do."""
         try:
@@ -192,10 +220,12 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         self, request: payment_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
     ) -> payment_pb2.GetPaymentResponse:
         payment_id = v.uuid_str(request.payment_id, "payment_id")
+        await self._require_live_user_caller()
         row = await self._store.get(payment_id)
-        if row is None:
+        if row is None or not _caller_may_read(row):
+            # Someone else's payment gets the same answer as a missing one: any other
+            # answer would tell the caller that the id exists.
             raise NotFound(f"payment {payment_id} does not exist")
-        require_user_or_service(row.user_id)
         return payment_pb2.GetPaymentResponse(payment=_payment_pb(row))
 
     async def ListPayments(  # noqa: N802
@@ -204,11 +234,12 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         user_id = v.uuid_str(request.user_id, "user_id")
         require_user_or_service(user_id)
         size = v.page_size(request.page_size)
+        await self._require_live_user_caller()
         # The token is bound to the user filter: paging with it under another user would
         # silently skip or repeat rows.
-        before = v.page_start(request.page_token, scope=user_id)
+        before = pagetokens.page_start(request.page_token, scope=user_id)
         rows = await self._store.list_for_user(user_id, size + 1, before)
-        rows, next_token = v.split_page(rows, size, scope=user_id)
+        rows, next_token = pagetokens.split_page(rows, size, scope=user_id)
         return payment_pb2.ListPaymentsResponse(
             payments=[_payment_pb(r) for r in rows], next_page_token=next_token
         )

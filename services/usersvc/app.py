@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auth.v1 import auth_pb2_grpc
+from libs.platform.admission import RateLimiter
 from libs.platform.app import ServiceApp, Wiring
 from libs.platform.auth import AuthInterceptor, TokenVerifier
 from libs.platform.server import ServiceRegistration
 from services.usersvc.config import Settings
-from services.usersvc.passwords import Passwords
+from services.usersvc.passwords import Lanes, Passwords
 from services.usersvc.service import UserService
+from services.usersvc.sessions import SessionRevoker
 from services.usersvc.store import UserStore
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -24,19 +26,47 @@ PUBLIC_METHODS = frozenset({f"/{SERVICE_NAME}/CreateUser"})
 @dataclass
 class UserApp(ServiceApp):
     verifier: TokenVerifier
+    passwords: Passwords
+    sessions: SessionRevoker
 
 
 async def start(settings: Settings) -> UserApp:
     async with Wiring(settings, MIGRATIONS) as wiring:
-        # Only for authsvc's public GetJwks; keys are fetched on first use, so usersvc may
+        # authsvc's public GetJwks, anonymous; keys are fetched on first use, so usersvc may
         # start before authsvc.
         authsvc_channel = wiring.channel(settings.authsvc_addr)
         verifier = settings.verifier("usersvc", auth_pb2_grpc.AuthServiceStub(authsvc_channel))
+        # RevokeUserSessions is internal to authsvc: called with usersvc's service token.
+        revocations_channel = wiring.channel(
+            settings.authsvc_addr, settings.outgoing("usersvc", "authsvc")
+        )
         passwords = Passwords(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+            settings.argon2_time_cost,
+            settings.argon2_memory_kib,
+            settings.argon2_parallelism,
+            Lanes(
+                accounts_workers=settings.hash_signup_workers,
+                accounts_queue=settings.hash_signup_queue,
+                logins_workers=settings.hash_login_workers,
+                logins_queue=settings.hash_login_queue,
+            ),
+        )
+        wiring.on_close(passwords.close)
+        store = UserStore(wiring.pool, settings.db_acquire_timeout_seconds)
+        sessions = SessionRevoker(
+            store,
+            auth_pb2_grpc.AuthServiceStub(revocations_channel),
+            timeout=settings.authsvc_timeout_seconds,
+            retry_seconds=settings.session_revocation_retry_seconds,
         )
         servicer = UserService(
-            UserStore(wiring.pool, settings.db_acquire_timeout_seconds), passwords
+            store,
+            passwords,
+            sessions,
+            signups=RateLimiter(settings.signup_burst, settings.signup_per_minute / 60),
+            password_changes=RateLimiter(
+                settings.password_change_burst, settings.password_change_per_minute / 60
+            ),
         )
         server = await wiring.serve(
             ServiceRegistration(
@@ -44,4 +74,6 @@ async def start(settings: Settings) -> UserApp:
             ),
             interceptors=[AuthInterceptor(verifier, PUBLIC_METHODS)],
         )
-        return UserApp(server, wiring.pool, wiring.hand_over(), verifier)
+        # After the migrations (serve() applies them): the task reads session_revocations.
+        wiring.background("session revocations", sessions.run)
+        return UserApp(server, wiring.pool, wiring.hand_over(), verifier, passwords, sessions)

@@ -1,12 +1,34 @@
-"""argon2id hashing, run in a worker thread so it never blocks the event loop."""
+"""argon2id hashing on bounded thread lanes, so it never blocks the event loop and one kind
+of caller can never take the CPU another needs.
+
+Two lanes (libs/platform/admission.WorkPool), each with its own threads and a short queue:
+
+* `accounts`: sign-up and password changes (hashing a new password, checking the current
+  one). Reachable anonymously through CreateUser, so it is the lane a flood fills.
+* `logins`: VerifyCredentials for authsvc's Login. Nothing else runs on it, so a sign-up
+  flood cannot delay a login by a single hash.
+
+Beyond a lane's queue, calls are refused at once (admission.Overloaded) instead of waiting
+behind work that would outlive their deadline.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from libs.platform.admission import WorkPool
+
+
+@dataclass(frozen=True)
+class Lanes:
+    accounts_workers: int = 1
+    accounts_queue: int = 4
+    logins_workers: int = 2
+    logins_queue: int = 32
 
 
 class Passwords:
@@ -15,6 +37,7 @@ class Passwords:
         time_cost: int | None = None,
         memory_kib: int | None = None,
         parallelism: int | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         kwargs: dict[str, int] = {}
         if time_cost is not None:
@@ -26,9 +49,11 @@ class Passwords:
         self._hasher = PasswordHasher(**kwargs)  # argon2id is the default type
         # Verified against for unknown emails so both failure paths cost the same.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
-
-    async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        lanes = lanes or Lanes()
+        self.accounts = WorkPool(
+            "sign-ups and password changes", lanes.accounts_workers, lanes.accounts_queue
+        )
+        self.logins = WorkPool("logins", lanes.logins_workers, lanes.logins_queue)
 
     def _verify(self, hashed: str, password: str) -> bool:
         try:
@@ -36,8 +61,21 @@ class Passwords:
         except (VerificationError, InvalidHashError):
             return False
 
+    async def hash(self, password: str) -> str:
+        """A new password's hash (sign-up, password change): the accounts lane."""
+        return await self.accounts.run(self._hasher.hash, password)
+
+    async def check_current(self, hashed: str, password: str) -> bool:
+        """The current password before a change: the accounts lane, like the change itself."""
+        return await self.accounts.run(self._verify, hashed, password)
+
     async def verify(self, hashed: str | None, password: str) -> bool:
+        """A login's password: the logins lane. Unknown emails cost the same as known ones."""
         if hashed is None:
-            await asyncio.to_thread(self._verify, self._dummy_hash, password)
+            await self.logins.run(self._verify, self._dummy_hash, password)
             return False
-        return await asyncio.to_thread(self._verify, hashed, password)
+        return await self.logins.run(self._verify, hashed, password)
+
+    def close(self) -> None:
+        self.accounts.close()
+        self.logins.close()

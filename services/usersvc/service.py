@@ -6,14 +6,28 @@ from typing import Any
 
 import grpc
 
-from libs.platform import db
+from libs.platform import db, emails, pagetokens
 from libs.platform import validation as v
+from libs.platform.admission import (
+    Overloaded,
+    RateLimiter,
+    abort_overloaded,
+    abort_retry_later,
+    client_address,
+)
 from libs.platform.auth import require_service, require_user_or_service
 from libs.platform.batching import Coalescer
-from libs.platform.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
+from libs.platform.errors import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from libs.platform.protoutil import timestamp
 from services.usersvc.passwords import Passwords
-from services.usersvc.store import UserRow, UserStore
+from services.usersvc.sessions import SessionRevoker
+from services.usersvc.store import UserRow, UserStore, duplicate_email
 from user.v1 import user_pb2, user_pb2_grpc
 
 MIN_PASSWORD = 8
@@ -35,6 +49,16 @@ def _display_name(value: str) -> str:
 
 def _required(value: str, field: str, max_len: int) -> str:
     return v.length(value, field, min_len=1, max_len=max_len)
+
+
+def _current_password(value: str) -> str:
+    if not value:
+        raise InvalidArgument.field("current_password", "is required to change the password")
+    return v.length(value, "current_password", max_len=MAX_PASSWORD)
+
+
+def _absent() -> None:
+    return None
 
 
 def _collect(*checks: tuple) -> list:  # type: ignore[type-arg]
@@ -69,9 +93,20 @@ def _user_pb(row: UserRow) -> user_pb2.User:
 
 
 class UserService(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, store: UserStore, passwords: Passwords) -> None:
+    def __init__(
+        self,
+        store: UserStore,
+        passwords: Passwords,
+        sessions: SessionRevoker,
+        *,
+        signups: RateLimiter,
+        password_changes: RateLimiter,
+    ) -> None:
         self._store = store
         self._passwords = passwords
+        self._sessions = sessions
+        self._signups = signups
+        self._password_changes = password_changes
         # Concurrent GetUser calls share one query (see libs/platform/batching.py): under
         # load that saves a database round trip, a pool checkout and asyncpg's per-query
         # work for every call that joins a batch.
@@ -82,12 +117,24 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def CreateUser(  # noqa: N802 - gRPC method names
         self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.CreateUserResponse:
+        # Cheapest check first: a flood from one address is refused before any other work.
+        wait = self._signups.take(client_address(context.peer()))
+        if wait is not None:
+            await abort_retry_later(context, "too many sign-ups from your address", wait)
         email, password, display_name = _collect(
-            (v.email, request.email),
+            (emails.parse, request.email),
             (_password, request.password),
             (_display_name, request.display_name),
         )
-        password_hash = await self._passwords.hash(password)
+        # A taken address is answered before hashing, so repeating it costs one indexed
+        # read instead of an argon2 hash. This tells the caller nothing new: ALREADY_EXISTS
+        # was already the answer, only later. The insert still enforces uniqueness.
+        if await self._store.email_taken(email):
+            raise duplicate_email(email.address)
+        try:
+            password_hash = await self._passwords.hash(password)
+        except Overloaded as exc:
+            await abort_overloaded(context, exc)
         row = await self._store.create(email, display_name, password_hash)
         return user_pb2.CreateUserResponse(
             user_id=row.id,
@@ -116,22 +163,48 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def UpdateUser(  # noqa: N802
         self, request: user_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.UpdateUserResponse:
-        checks: list[tuple] = [(v.uuid_str, request.user_id, "user_id")]  # type: ignore[type-arg]
         has = request.HasField
-        checks.append((v.email, request.email) if has("email") else (lambda: None,))
-        checks.append((_password, request.password) if has("password") else (lambda: None,))
-        checks.append(
-            (_display_name, request.display_name) if has("display_name") else (lambda: None,)
+        user_id, email, password, display_name, current = _collect(
+            (v.uuid_str, request.user_id, "user_id"),
+            (emails.parse, request.email) if has("email") else (_absent,),
+            (_password, request.password) if has("password") else (_absent,),
+            (_display_name, request.display_name) if has("display_name") else (_absent,),
+            (_current_password, request.current_password) if has("password") else (_absent,),
         )
-        user_id, email, password, display_name = _collect(*checks)
         require_user_or_service(user_id)
-        password_hash = await self._passwords.hash(password) if password is not None else None
+        password_hash = None
+        if password is not None:
+            password_hash = await self._new_password(context, user_id, current, password)
         row = await self._store.update(
             user_id, email=email, display_name=display_name, password_hash=password_hash
         )
         if row is None:
             raise NotFound(f"user {user_id} does not exist")
+        if password_hash is not None:
+            # Committed with the change; delivered now, or retried until authsvc confirms.
+            await self._sessions.deliver_for(user_id)
         return user_pb2.UpdateUserResponse(user=_user_pb(row))
+
+    async def _new_password(
+        self, context: grpc.aio.ServicerContext, user_id: str, current: str, new: str
+    ) -> str:
+        """The new password's hash, once the caller has proven it knows the current one.
+
+        A stolen access token must not be enough to take the account over, nor to guess the
+        password: attempts per user are rate limited.
+        """
+        wait = self._password_changes.take(user_id)
+        if wait is not None:
+            await abort_retry_later(context, "too many password change attempts", wait)
+        stored = await self._store.password_hash(user_id)
+        if stored is None:
+            raise NotFound(f"user {user_id} does not exist")
+        try:
+            if not await self._passwords.check_current(stored, current):
+                raise PermissionDenied("current_password is not the account's password")
+            return await self._passwords.hash(new)
+        except Overloaded as exc:
+            await abort_overloaded(context, exc)
 
     async def DeleteUser(  # noqa: N802
         self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
@@ -140,6 +213,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         require_user_or_service(user_id)
         if not await self._store.delete(user_id):
             raise NotFound(f"user {user_id} does not exist")
+        await self._sessions.deliver_for(user_id)
         return user_pb2.DeleteUserResponse(success=True)
 
     async def ListUsers(  # noqa: N802
@@ -148,8 +222,8 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         # Listing every account is an operator's job, done through a service identity.
         require_service()
         size = v.page_size(request.page_size)
-        after = v.page_start(request.page_token)
-        rows, next_token = v.split_page(await self._store.list(size + 1, after), size)
+        after = pagetokens.page_start(request.page_token)
+        rows, next_token = pagetokens.split_page(await self._store.list(size + 1, after), size)
         return user_pb2.ListUsersResponse(
             users=[_user_pb(r) for r in rows], next_page_token=next_token
         )
@@ -180,11 +254,16 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     ) -> user_pb2.VerifyCredentialsResponse:
         require_service(VERIFY_CREDENTIALS_CALLERS)
         email, password = _collect(
-            (_required, request.email.strip(), "email", v.MAX_EMAIL_LENGTH),
+            (emails.parse, request.email),
             (_required, request.password, "password", MAX_PASSWORD),
         )
         creds = await self._store.credentials(email)
-        ok = await self._passwords.verify(creds.password_hash if creds else None, password)
+        try:
+            ok = await self._passwords.verify(creds.password_hash if creds else None, password)
+        except Overloaded as exc:
+            await abort_overloaded(context, exc)
         if not ok or creds is None:
             raise Unauthenticated(BAD_CREDENTIALS)
-        return user_pb2.VerifyCredentialsResponse(user_id=creds.id, email=creds.email)
+        return user_pb2.VerifyCredentialsResponse(
+            user_id=creds.id, email=creds.email, credentials_version=creds.credentials_version
+        )

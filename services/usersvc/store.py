@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from libs.platform import db
+from libs.platform.emails import Email
 from libs.platform.errors import AlreadyExists
 
 
@@ -26,6 +27,28 @@ class Credentials:
     id: str
     email: str
     password_hash: str
+    credentials_version: int
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A pending request to authsvc to end a user's sessions (table session_revocations)."""
+
+    user_id: str
+    min_credentials_version: int
+    user_deleted: bool
+
+
+# Keeps the strongest pending request per user: the highest version, and deletion once seen.
+_REQUEST_REVOCATION = """
+INSERT INTO session_revocations (user_id, min_credentials_version, user_deleted)
+VALUES ($1, $2, $3)
+ON CONFLICT (user_id) DO UPDATE SET
+    min_credentials_version = greatest(
+        session_revocations.min_credentials_version, EXCLUDED.min_credentials_version),
+    user_deleted = session_revocations.user_deleted OR EXCLUDED.user_deleted,
+    requested_at = clock_timestamp()
+"""
 
 
 _COLUMNS = "id, email, display_name, created_at, updated_at"
@@ -35,7 +58,7 @@ def _row(r: asyncpg.Record) -> UserRow:
     return UserRow(str(r["id"]), r["email"], r["display_name"], r["created_at"], r["updated_at"])
 
 
-def _duplicate_email(email: str) -> AlreadyExists:
+def duplicate_email(email: str) -> AlreadyExists:
     return AlreadyExists(f"a user with email {email!r} already exists")
 
 
@@ -47,21 +70,31 @@ class UserStore:
     def _conn(self):
         return db.acquire(self._pool, self._timeout)
 
-    async def create(self, email: str, display_name: str, password_hash: str) -> UserRow:
+    async def create(self, email: Email, display_name: str, password_hash: str) -> UserRow:
         async with self._conn() as conn:
             try:
                 r = await conn.fetchrow(
-                    f"INSERT INTO users (id, email, display_name, password_hash) "
-                    f"VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+                    f"INSERT INTO users (id, email, email_canonical, display_name, password_hash) "
+                    f"VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
                     uuid.uuid4(),
-                    email,
+                    email.address,
+                    email.canonical,
                     display_name,
                     password_hash,
                     timeout=db.query_timeout(),
                 )
             except asyncpg.UniqueViolationError:
-                raise _duplicate_email(email) from None
+                raise duplicate_email(email.address) from None
         return _row(r)
+
+    async def email_taken(self, email: Email) -> bool:
+        async with self._conn() as conn:
+            found = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1)",
+                email.canonical,
+                timeout=db.query_timeout(),
+            )
+        return bool(found)
 
     async def get(self, user_id: str) -> UserRow | None:
         async with self._conn() as conn:
@@ -90,14 +123,17 @@ class UserStore:
         self,
         user_id: str,
         *,
-        email: str | None,
+        email: Email | None,
         display_name: str | None,
         password_hash: str | None,
     ) -> UserRow | None:
+        """Change the given fields. A new password also bumps credentials_version and, in the
+        same transaction, asks for the user's older sessions to end (session_revocations)."""
         sets: list[str] = []
         args: list[object] = [uuid.UUID(user_id)]
         for column, value in (
-            ("email", email),
+            ("email", email.address if email else None),
+            ("email_canonical", email.canonical if email else None),
             ("display_name", display_name),
             ("password_hash", password_hash),
         ):
@@ -106,24 +142,47 @@ class UserStore:
                 sets.append(f"{column} = ${len(args)}")
         if not sets:
             return await self.get(user_id)
+        if password_hash is not None:
+            sets.append("credentials_version = credentials_version + 1")
         sets.append("updated_at = clock_timestamp()")
-        async with self._conn() as conn:
+        async with self._conn() as conn, conn.transaction():
             try:
                 r = await conn.fetchrow(
-                    f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING {_COLUMNS}",
+                    f"UPDATE users SET {', '.join(sets)} WHERE id = $1 "
+                    f"RETURNING {_COLUMNS}, credentials_version",
                     *args,
                     timeout=db.query_timeout(),
                 )
             except asyncpg.UniqueViolationError:
-                raise _duplicate_email(email or "") from None
+                raise duplicate_email(email.address if email else "") from None
+            if r is not None and password_hash is not None:
+                await conn.execute(
+                    _REQUEST_REVOCATION,
+                    r["id"],
+                    r["credentials_version"],
+                    False,
+                    timeout=db.query_timeout(),
+                )
         return _row(r) if r else None
 
     async def delete(self, user_id: str) -> bool:
-        async with self._conn() as conn:
-            status = await conn.execute(
-                "DELETE FROM users WHERE id = $1", uuid.UUID(user_id), timeout=db.query_timeout()
+        """Delete the user and, in the same transaction, ask for all its sessions to end."""
+        async with self._conn() as conn, conn.transaction():
+            version = await conn.fetchval(
+                "DELETE FROM users WHERE id = $1 RETURNING credentials_version",
+                uuid.UUID(user_id),
+                timeout=db.query_timeout(),
             )
-        return status == "DELETE 1"
+            if version is None:
+                return False
+            await conn.execute(
+                _REQUEST_REVOCATION,
+                uuid.UUID(user_id),
+                version + 1,
+                True,
+                timeout=db.query_timeout(),
+            )
+        return True
 
     async def list(self, limit: int, after: tuple[dt.datetime, str] | None) -> list[UserRow]:
         async with self._conn() as conn:
@@ -144,11 +203,51 @@ class UserStore:
                 )
         return [_row(r) for r in rows]
 
-    async def credentials(self, email: str) -> Credentials | None:
+    async def credentials(self, email: Email) -> Credentials | None:
         async with self._conn() as conn:
             r = await conn.fetchrow(
-                "SELECT id, email, password_hash FROM users WHERE lower(email) = lower($1)",
-                email,
+                "SELECT id, email, password_hash, credentials_version FROM users "
+                "WHERE email_canonical = $1",
+                email.canonical,
                 timeout=db.query_timeout(),
             )
-        return Credentials(str(r["id"]), r["email"], r["password_hash"]) if r else None
+        if r is None:
+            return None
+        return Credentials(str(r["id"]), r["email"], r["password_hash"], r["credentials_version"])
+
+    async def password_hash(self, user_id: str) -> str | None:
+        async with self._conn() as conn:
+            hashed: str | None = await conn.fetchval(
+                "SELECT password_hash FROM users WHERE id = $1",
+                uuid.UUID(user_id),
+                timeout=db.query_timeout(),
+            )
+        return hashed
+
+    async def pending_revocations(self, limit: int, user_id: str | None = None) -> list[Revocation]:
+        """Requests not yet confirmed by authsvc, oldest first (or just `user_id`'s)."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT user_id, min_credentials_version, user_deleted "
+                "FROM session_revocations WHERE $1::uuid IS NULL OR user_id = $1 "
+                "ORDER BY requested_at LIMIT $2",
+                uuid.UUID(user_id) if user_id else None,
+                limit,
+                timeout=db.query_timeout(),
+            )
+        return [
+            Revocation(str(r["user_id"]), r["min_credentials_version"], r["user_deleted"])
+            for r in rows
+        ]
+
+    async def revocation_delivered(self, done: Revocation) -> None:
+        """Forget a request authsvc confirmed, unless a stronger one replaced it meanwhile."""
+        async with self._conn() as conn:
+            await conn.execute(
+                "DELETE FROM session_revocations WHERE user_id = $1 "
+                "AND min_credentials_version <= $2 AND (user_deleted = $3 OR NOT user_deleted)",
+                uuid.UUID(done.user_id),
+                done.min_credentials_version,
+                done.user_deleted,
+                timeout=db.query_timeout(),
+            )

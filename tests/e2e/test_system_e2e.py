@@ -3,117 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from auth.v1 import auth_pb2, auth_pb2_grpc
+from auth.v1 import auth_pb2
 from libs.platform.auth import private_pem
-from libs.platform.testing.security import ServiceKeys, bearer, expect_refused
-from payment.v1 import payment_pb2, payment_pb2_grpc
+from libs.platform.testing import wire
+from libs.platform.testing.grpc_errors import field_violations
+from libs.platform.testing.security import bearer, expect_refused
+from payment.v1 import payment_pb2
 from services.authsvc import app as authapp
-from services.authsvc.config import Settings as AuthSettings
-from services.paymentsvc import app as payapp
-from services.paymentsvc.config import Settings as PaySettings
-from services.usersvc import app as userapp
-from services.usersvc.config import Settings as UserSettings
-from user.v1 import user_pb2, user_pb2_grpc
+from user.v1 import user_pb2
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class System:
-    users_app: userapp.UserApp
-    users: user_pb2_grpc.UserServiceStub
-    payments: payment_pb2_grpc.PaymentServiceStub
-    auth: auth_pb2_grpc.AuthServiceStub
-    auth_app: authapp.AuthApp
-    auth_settings: AuthSettings
-    keys: ServiceKeys
-
-
-@pytest.fixture
-async def system(new_database, tmp_path) -> AsyncIterator[System]:
-    # As tools/local/run.py does: a signing key for authsvc, a key per calling service, and
-    # usersvc trusting the public halves of the callers' keys.
-    keys = ServiceKeys(tmp_path)
-    keys.add("authsvc")
-    keys.add("paymentsvc")
-    signing = tmp_path / "signing.pem"
-    signing.write_bytes(private_pem(Ed25519PrivateKey.generate()))
-    # authsvc's port is fixed up front: usersvc and paymentsvc fetch its keys from there,
-    # and the rotation test restarts it on the same address.
-    auth_addr = f"127.0.0.1:{free_port()}"
-    users = await userapp.start(
-        UserSettings(
-            database_url=await new_database(),
-            grpc_port=0,
-            grpc_host="127.0.0.1",
-            argon2_time_cost=1,
-            argon2_memory_kib=1024,
-            argon2_parallelism=1,
-            authsvc_addr=auth_addr,
-            trusted_service_keys=str(keys.trusted_dir),
-            jwks_min_refresh_seconds=0.0,
-        )
-    )
-    users_addr = f"127.0.0.1:{users.port}"
-    payments = await payapp.start(
-        PaySettings(
-            database_url=await new_database(),
-            grpc_port=0,
-            grpc_host="127.0.0.1",
-            usersvc_addr=users_addr,
-            usersvc_timeout_seconds=1.0,
-            authsvc_addr=auth_addr,
-            service_key_file=keys.key_file("paymentsvc"),
-        )
-    )
-    auth_settings = AuthSettings(
-        database_url=await new_database(),
-        grpc_port=int(auth_addr.rsplit(":", 1)[1]),
-        grpc_host="127.0.0.1",
-        usersvc_addr=users_addr,
-        usersvc_timeout_seconds=1.0,
-        auth_signing_key_file=str(signing),
-        service_key_file=keys.key_file("authsvc"),
-    )
-    auth = await authapp.start(auth_settings)
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") for a in (users, payments, auth)]
-    system = System(
-        users,
-        user_pb2_grpc.UserServiceStub(channels[0]),
-        payment_pb2_grpc.PaymentServiceStub(channels[1]),
-        auth_pb2_grpc.AuthServiceStub(channels[2]),
-        auth,
-        auth_settings,
-        keys,
-    )
-    try:
-        yield system
-    finally:
-        for ch in channels:
-            await ch.close()
-        for a in (system.auth_app, payments, users):
-            await a.stop(0)
-
-
-async def sign_up_and_log_in(system: System, email: str) -> tuple[str, list[tuple[str, str]]]:
-    user = await system.users.CreateUser(
-        user_pb2.CreateUserRequest(email=email, password="correct horse")
-    )
-    login = await system.auth.Login(auth_pb2.LoginRequest(email=email, password="correct horse"))
-    return user.user_id, bearer(login.token)
+from .system import System, sign_up_and_log_in
 
 
 async def test_signup_login_pay_retry_list(system: System) -> None:
@@ -203,11 +108,12 @@ async def test_users_are_isolated_and_internal_rpcs_refuse_users(system: System)
     await expect_refused(
         system.users.GetUser(user_pb2.GetUserRequest(user_id=bob), metadata=as_ann), denied
     )
+    # Bob's payment is answered as if it did not exist: no oracle for payment ids.
     await expect_refused(
         system.payments.GetPayment(
             payment_pb2.GetPaymentRequest(payment_id=paid.payment_id), metadata=as_ann
         ),
-        denied,
+        grpc.StatusCode.NOT_FOUND,
     )
     await expect_refused(
         system.payments.CreatePayment(
@@ -258,3 +164,26 @@ async def test_signing_key_rotation_reaches_usersvc_without_restart(
         payment_pb2.CreatePaymentRequest(user_id=uid, amount=3), metadata=bearer(login.token)
     )
     assert paid.amount == 3
+
+
+async def test_undecodable_bytes_are_invalid_argument_on_every_service(system: System) -> None:
+    """Invalid UTF-8 in a string field, written by hand (no generated client can send it),
+    to a public method of each service and to each one's health check: the caller's mistake,
+    named by field, never UNKNOWN with a Python exception's text."""
+    _, md = await sign_up_and_log_in(system, "wire@example.com")
+    not_utf8 = b"caf\xe9@example.com"  # Latin-1 e-acute
+    calls = [
+        (system.users_app.port, "/user.v1.UserService/CreateUser", None, "email"),
+        (system.auth_app.port, "/auth.v1.AuthService/Login", None, "email"),
+        (system.payments_port, "/payment.v1.PaymentService/GetPayment", md, "payment_id"),
+    ]
+    for port, method, metadata, field in calls:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            for path, name in ((method, field), ("/grpc.health.v1.Health/Check", "service")):
+                err = await expect_refused(
+                    wire.raw_unary(channel, path, wire.length_delimited(1, not_utf8), metadata),
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                )
+                assert field_violations(err) == {name: "must be valid UTF-8 text"}, path
+                details = (err.details() or "").lower()
+                assert not any(w in details for w in ("unexpected", "error parsing")), details

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 import urllib.request
 import uuid
@@ -253,3 +254,57 @@ async def test_sigterm_under_load_drains_and_loses_nothing(new_database, creds) 
     stored = {r["idempotency_key"]: r["id"] for r in rows}
     missing = {k for k, pid in acked.items() if stored.get(k) != pid}
     assert not missing, f"acknowledged payments lost: {sorted(missing)}"
+
+
+def other_addresses_of_this_host() -> list[str]:
+    """Addresses besides 127.0.0.1 that reach this host: another loopback address (all of
+    127.0.0.0/8 is this host on Linux) and, when there is a route, the one facing out."""
+    found = ["127.0.0.2"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; a UDP connect sends nothing
+            own = probe.getsockname()[0]
+        except OSError:
+            own = ""
+    if own and not own.startswith("127."):
+        found.append(own)
+    return found
+
+
+def accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("env", "beyond_loopback"),
+    [({}, False), ({"METRICS_ADDRESS": "0.0.0.0"}, True)],  # noqa: S104 - the opt-in tested
+    ids=["default", "all-interfaces"],
+)
+async def test_metrics_answer_beyond_loopback_only_when_configured(
+    new_database, creds, env: dict[str, str], beyond_loopback: bool
+) -> None:
+    """/metrics has no authentication. It once listened on every interface by default; now
+    whoever can reach the host by any address but loopback must find the port closed,
+    unless METRICS_ADDRESS opens it (as the Kubernetes manifests do)."""
+    proc = ServiceProcess(
+        "usersvc",
+        {
+            "DATABASE_URL": await new_database(),
+            "GRPC_PORT": "0",
+            **USER_ENV_CHEAP_ARGON2,
+            **creds.env("usersvc", free_port()),
+            **env,
+        },
+    ).start()
+    try:
+        port = await asyncio.to_thread(proc.metrics_port)
+        assert "health_serving" in await asyncio.to_thread(scrape, port)  # loopback: always
+        for host in other_addresses_of_this_host():
+            reached = await asyncio.to_thread(accepts_connections, host, port)
+            assert reached == beyond_loopback, f"{host}:{port} reached={reached}"
+    finally:
+        proc.kill()

@@ -83,6 +83,10 @@ class FakeJwksServer(auth_pb2_grpc.AuthServiceServicer):
         self.calls = 0
         self.port = 0
         self._server: grpc.aio.Server | None = None
+        # RevokeUserSessions calls: (request, authorization metadata); set `revoke_fails`
+        # to a status code to stage an authsvc that cannot take them.
+        self.revocations: list[tuple[auth_pb2.RevokeUserSessionsRequest, str]] = []
+        self.revoke_fails: grpc.StatusCode | None = None
 
     def rotate(self) -> str:
         key = Ed25519PrivateKey.generate()
@@ -117,6 +121,13 @@ class FakeJwksServer(auth_pb2_grpc.AuthServiceServicer):
                 for kid, k in self.keys.items()
             ]
         )
+
+    async def RevokeUserSessions(self, request, context):  # noqa: N802
+        if self.revoke_fails is not None:
+            await context.abort(self.revoke_fails, "authsvc is restarting")
+        authorization = dict(context.invocation_metadata()).get("authorization", "")
+        self.revocations.append((request, authorization))
+        return auth_pb2.RevokeUserSessionsResponse(revoked_tokens=1)
 
     async def start(self) -> FakeJwksServer:
         self._server = grpc.aio.server()

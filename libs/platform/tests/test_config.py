@@ -6,6 +6,7 @@ import pytest
 
 from libs.platform import config as c
 from libs.platform.config import ConfigError, load_settings
+from libs.platform.runner import ProcessSettings
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,15 @@ def test_all_problems_reported_together() -> None:
 def test_single_problem(env, fragment) -> None:
     with pytest.raises(ConfigError, match=fragment):
         load_settings(Demo, env)
+
+
+def test_metrics_address_defaults_to_loopback_and_must_be_an_ip() -> None:
+    # /metrics has no authentication: only an explicit setting opens it beyond this host.
+    assert load_settings(ProcessSettings, {}).metrics_address == "127.0.0.1"
+    for address in ("0.0.0.0", "::", "::1", "10.1.2.3"):  # noqa: S104 - what is being parsed
+        assert load_settings(ProcessSettings, {"METRICS_ADDRESS": address}).metrics_address == (
+            address
+        )
+    for bad in ("localhost", "0.0.0.0:9090", "[::1]", "256.1.1.1"):
+        with pytest.raises(ConfigError, match="METRICS_ADDRESS: must be an IP address"):
+            load_settings(ProcessSettings, {"METRICS_ADDRESS": bad})

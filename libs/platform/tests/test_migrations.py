@@ -67,3 +67,49 @@ async def test_bad_file_name(database_url: str, migdir: Path) -> None:
     async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as pool:
         with pytest.raises(MigrationError, match="NNNN_name.sql"):
             await apply_migrations(pool, migdir)
+
+
+async def test_python_migration_runs_in_order_in_its_transaction(
+    database_url: str, migdir: Path
+) -> None:
+    write(
+        migdir,
+        "0003_backfill.py",
+        "async def migrate(conn):\n"
+        "    rows = await conn.fetch('SELECT id FROM t')\n"
+        "    await conn.executemany(\n"
+        "        'UPDATE t SET c = $2 WHERE id = $1', [(r['id'], f'row {r[\"id\"]}') for r in rows]\n"
+        "    )\n",
+    )
+    write(migdir, "0004_after.sql", "ALTER TABLE t ALTER COLUMN c SET NOT NULL;")
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as pool:
+        assert await apply_migrations(pool, migdir) == [1, 2, 3, 4]
+        assert await pool.fetchval("SELECT c FROM t") == "row 1"
+        names = await pool.fetch("SELECT name FROM schema_migrations ORDER BY version")
+        assert [r["name"] for r in names] == ["init", "more", "backfill", "after"]
+        # Its text is checksummed like SQL.
+        write(migdir, "0003_backfill.py", "async def migrate(conn):\n    pass\n")
+        with pytest.raises(MigrationError, match="0003_backfill.py was changed"):
+            await apply_migrations(pool, migdir)
+
+
+async def test_failing_python_migration_rolls_back(database_url: str, migdir: Path) -> None:
+    write(
+        migdir,
+        "0003_bad.py",
+        "async def migrate(conn):\n"
+        "    await conn.execute('INSERT INTO t VALUES (7)')\n"
+        "    raise RuntimeError('boom')\n",
+    )
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as pool:
+        with pytest.raises(RuntimeError, match="boom"):
+            await apply_migrations(pool, migdir)
+        assert await pool.fetchval("SELECT count(*) FROM t WHERE id = 7") == 0
+        assert await pool.fetchval("SELECT max(version) FROM schema_migrations") == 2
+
+
+async def test_python_migration_without_migrate(database_url: str, migdir: Path) -> None:
+    write(migdir, "0003_empty.py", "X = 1\n")
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as pool:
+        with pytest.raises(MigrationError, match="defines no `async def migrate"):
+            await apply_migrations(pool, migdir)

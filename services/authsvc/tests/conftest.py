@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from auth.v1 import auth_pb2_grpc
+from libs.platform import emails
 from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     database_url,
     new_database,
@@ -22,26 +23,43 @@ from user.v1 import user_pb2, user_pb2_grpc
 
 
 @dataclass
-class FakeUsers(user_pb2_grpc.UserServiceServicer):
-    """Stands in for usersvc: email -> (user_id, password)."""
+class Account:
+    user_id: str
+    email: str
+    password: str
+    credentials_version: int = 1
 
-    accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+@dataclass
+class FakeUsers(user_pb2_grpc.UserServiceServicer):
+    """Stands in for usersvc: accounts by canonical email, as usersvc looks them up."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
     authorizations: list[str] = field(default_factory=list)
     outage: bool = False
 
     def add(self, email: str, password: str) -> str:
         user_id = str(uuid.uuid4())
-        self.accounts[email] = (user_id, password)
+        self.accounts[emails.canonical(email)] = Account(user_id, email, password)
         return user_id
+
+    def change_password(self, email: str, password: str) -> None:
+        account = self.accounts[emails.canonical(email)]
+        account.password = password
+        account.credentials_version += 1
 
     async def VerifyCredentials(self, request, context):
         self.authorizations.append(dict(context.invocation_metadata()).get("authorization", ""))
         if self.outage:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "usersvc is restarting")
-        found = self.accounts.get(request.email)
-        if found is None or found[1] != request.password:
+        found = self.accounts.get(emails.canonical(request.email))
+        if found is None or found.password != request.password:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid email or password")
-        return user_pb2.VerifyCredentialsResponse(user_id=found[0], email=request.email)
+        return user_pb2.VerifyCredentialsResponse(
+            user_id=found.user_id,
+            email=found.email,
+            credentials_version=found.credentials_version,
+        )
 
 
 @pytest.fixture
@@ -57,9 +75,20 @@ def users(fake_users: tuple[FakeUsers, int]) -> FakeUsers:
 
 
 @pytest.fixture(scope="session")
-def service_key_file(tmp_path_factory) -> str:
+def service_keys(tmp_path_factory) -> ServiceKeys:
+    """authsvc's own key, and the callers it trusts: usersvc (and paymentsvc, which may not
+    call RevokeUserSessions); `rogue` is not trusted."""
     keys = ServiceKeys(tmp_path_factory.mktemp("service-keys"))
-    return str(keys.add("authsvc"))
+    keys.add("authsvc", trusted=False)
+    keys.add("usersvc")
+    keys.add("paymentsvc")
+    keys.add("rogue", trusted=False)
+    return keys
+
+
+@pytest.fixture(scope="session")
+def service_key_file(service_keys: ServiceKeys) -> str:
+    return service_keys.key_file("authsvc")
 
 
 def make_settings(database_url: str, users_port: int, **kw: object) -> Settings:
@@ -74,9 +103,16 @@ def make_settings(database_url: str, users_port: int, **kw: object) -> Settings:
 
 
 @pytest.fixture
-async def authsvc(database_url: str, fake_users, service_key_file) -> AsyncIterator[app.AuthApp]:
+async def authsvc(
+    database_url: str, fake_users, service_key_file, service_keys
+) -> AsyncIterator[app.AuthApp]:
     running = await app.start(
-        make_settings(database_url, fake_users[1], service_key_file=service_key_file)
+        make_settings(
+            database_url,
+            fake_users[1],
+            service_key_file=service_key_file,
+            trusted_service_keys=str(service_keys.trusted_dir),
+        )
     )
     yield running
     await running.stop(0)

@@ -1,13 +1,15 @@
-"""Login throttling, the key set (GetJwks, rotation) and the service token to usersvc."""
+"""Login throttling, the key set (GetJwks, rotation), service tokens to and from usersvc."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from pathlib import Path
 
 import grpc
 import jwt
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -15,7 +17,6 @@ from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.auth import jwk_x, key_from_jwk_x, private_pem, public_pem
 from libs.platform.testing.security import HOSTILE, SQL_METACHARACTERS, expect_refused
 from services.authsvc import app
-from services.authsvc.throttle import peer_scope
 
 from .conftest import make_settings
 
@@ -36,18 +37,67 @@ def retry_delay(err: grpc.aio.AioRpcError) -> int:
 @contextlib.asynccontextmanager
 async def started(database_url, fake_users, service_key_file, **kw):
     """authsvc with these settings, and a stub for it; both closed on the way out."""
+    async with started_on_two_addresses(database_url, fake_users, service_key_file, **kw) as (
+        running,
+        stub,
+        _,
+    ):
+        yield running, stub
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def started_on_two_addresses(database_url, fake_users, service_key_file, **kw):
+    """authsvc listening on both loopbacks: a stub from 127.0.0.1 and one from ::1, two
+    caller addresses as authsvc sees them (the second is None without IPv6)."""
+    dual = ipv6_loopback()
+    if dual:
+        kw.setdefault("grpc_host", "[::]")
     running = await app.start(
         make_settings(database_url, fake_users[1], service_key_file=service_key_file, **kw)
     )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")]
+    if dual:
+        channels.append(grpc.aio.insecure_channel(f"[::1]:{running.port}"))
     try:
-        yield running, auth_pb2_grpc.AuthServiceStub(channel)
+        stubs = [auth_pb2_grpc.AuthServiceStub(ch) for ch in channels]
+        yield running, stubs[0], (stubs[1] if dual else None)
     finally:
-        await channel.close()
+        for ch in channels:
+            await ch.close()
         await running.stop(0)
 
 
-async def test_brute_force_on_one_account_is_throttled(
+def need_second_address(stub) -> auth_pb2_grpc.AuthServiceStub:
+    if stub is None:
+        pytest.skip("needs IPv6 loopback (::1) for a second caller address")
+    return stub
+
+
+WRONG = "guess!!!"
+
+
+def guess(stub, email: str = "ada@example.com", password: str = WRONG):
+    return stub.Login(auth_pb2.LoginRequest(email=email, password=password))
+
+
+async def rewind(running, seconds: float) -> None:
+    """Move every recorded failure `seconds` into the past (instead of sleeping)."""
+    await running.pool.execute(
+        "UPDATE login_failures SET failed_at = failed_at - make_interval(secs => $1)",
+        float(seconds),
+    )
+
+
+async def test_one_address_gets_free_failures_then_doubling_waits(
     database_url, fake_users, service_key_file
 ) -> None:
     users = fake_users[0]
@@ -56,67 +106,142 @@ async def test_brute_force_on_one_account_is_throttled(
         database_url,
         fake_users,
         service_key_file,
-        login_max_failures_per_account=3,
-        login_throttle_window_seconds=60,
+        login_free_failures=3,
+        login_backoff_base_seconds=10,
+        login_backoff_max_seconds=40,
     ) as (running, stub):
         for _ in range(3):
-            await expect_refused(
-                stub.Login(auth_pb2.LoginRequest(email="ada@example.com", password="guess!!")),
-                grpc.StatusCode.UNAUTHENTICATED,
-            )
-        # The right password is refused too while the account is throttled (case-insensitive).
-        err = await expect_refused(
-            stub.Login(auth_pb2.LoginRequest(email="ADA@example.com", password=PASSWORD)),
-            EXHAUSTED,
-        )
-        delay = retry_delay(err)
-        assert 55 <= delay <= 60
-        assert err.details() == f"too many login attempts; retry in {delay} s"
-        verify_calls = len(users.authorizations)
-        await expect_refused(
-            stub.Login(auth_pb2.LoginRequest(email="ada@example.com", password="guess!!")),
-            EXHAUSTED,
-        )
-        assert len(users.authorizations) == verify_calls  # usersvc not even asked
-        # Other accounts are unaffected.
-        users.add("bob@example.com", PASSWORD)
-        await stub.Login(auth_pb2.LoginRequest(email="bob@example.com", password=PASSWORD))
-        # Once the window has passed, the account is open again.
-        await running.pool.execute(
-            "UPDATE login_failures SET failed_at = failed_at - interval '61 seconds'"
-        )
+            await expect_refused(guess(stub), grpc.StatusCode.UNAUTHENTICATED)
+        asked = len(users.authorizations)
+        for wait in (10, 20, 40, 40):
+            # The right password waits too, whatever the spelling of the address.
+            err = await expect_refused(guess(stub, "ADA@Example.com", PASSWORD), EXHAUSTED)
+            assert wait - 2 <= retry_delay(err) <= wait
+            assert err.details() == f"too many login attempts; retry in {retry_delay(err)} s"
+            assert len(users.authorizations) == asked  # usersvc not even asked
+            await rewind(running, wait + 1)
+            await expect_refused(guess(stub), grpc.StatusCode.UNAUTHENTICATED)
+            asked += 1
+        await rewind(running, 41)
         ok = await stub.Login(auth_pb2.LoginRequest(email="ada@example.com", password=PASSWORD))
+        assert ok.token
+        # The success cleared this address's failures for the account: free ones again.
+        for _ in range(3):
+            await expect_refused(guess(stub), grpc.StatusCode.UNAUTHENTICATED)
+        await expect_refused(guess(stub), EXHAUSTED)
+
+
+async def test_anonymous_guesses_never_lock_the_owner_out(
+    database_url, fake_users, service_key_file
+) -> None:
+    """Finding 4: 5 wrong guesses used to lock the account for 15 min, right password or
+    not. Now they slow down only the address that made them, and only for seconds."""
+    fake_users[0].add("victim@example.com", PASSWORD)
+    async with started_on_two_addresses(
+        database_url, fake_users, service_key_file, login_backoff_base_seconds=5
+    ) as (_, attacker, owner):
+        owner = need_second_address(owner)
+        for _ in range(5):
+            await expect_refused(
+                guess(attacker, "victim@example.com"), grpc.StatusCode.UNAUTHENTICATED
+            )
+        err = await expect_refused(guess(attacker, "victim@example.com"), EXHAUSTED)
+        assert retry_delay(err) <= 5  # the first backoff step, not a lockout
+        for _ in range(3):
+            ok = await owner.Login(
+                auth_pb2.LoginRequest(email="victim@example.com", password=PASSWORD)
+            )
+            assert ok.token
+
+
+async def test_account_ceiling_spares_addresses_the_owner_uses(
+    database_url, fake_users, service_key_file
+) -> None:
+    fake_users[0].add("victim@example.com", PASSWORD)
+    async with started_on_two_addresses(
+        database_url,
+        fake_users,
+        service_key_file,
+        login_free_failures=100,
+        login_max_failures_per_account=3,
+        login_account_window_seconds=3600,
+    ) as (_, owner, attacker):
+        attacker = need_second_address(attacker)
+        await owner.Login(auth_pb2.LoginRequest(email="victim@example.com", password=PASSWORD))
+        # A guesser spread over many addresses: the account-wide ceiling stops them all...
+        for _ in range(3):
+            await expect_refused(
+                guess(attacker, "victim@example.com"), grpc.StatusCode.UNAUTHENTICATED
+            )
+        err = await expect_refused(guess(attacker, "victim@example.com", PASSWORD), EXHAUSTED)
+        assert 3500 <= retry_delay(err) <= 3600
+        # ...but not the owner, from an address they have logged in from.
+        ok = await owner.Login(auth_pb2.LoginRequest(email="victim@example.com", password=PASSWORD))
         assert ok.token
 
 
-async def test_many_accounts_from_one_address_are_throttled(
+async def test_address_ceiling_spares_accounts_known_there(
     database_url, fake_users, service_key_file
 ) -> None:
+    """Finding 4: 50 failures from one address used to lock every account behind it."""
+    users = fake_users[0]
+    users.add("bob@example.com", PASSWORD)
+    users.add("carol@example.com", PASSWORD)
     async with started(
         database_url,
         fake_users,
         service_key_file,
-        login_max_failures_per_account=100,
         login_max_failures_per_address=5,
         login_throttle_window_seconds=120,
     ) as (running, stub):
-        for i in range(5):  # credential stuffing: a new account each time
-            await expect_refused(
-                stub.Login(auth_pb2.LoginRequest(email=f"u{i}@example.com", password="x")),
-                grpc.StatusCode.UNAUTHENTICATED,
-            )
-        err = await expect_refused(
-            stub.Login(auth_pb2.LoginRequest(email="fresh@example.com", password="x")), EXHAUSTED
-        )
+        await stub.Login(auth_pb2.LoginRequest(email="bob@example.com", password=PASSWORD))
+        for i in range(5):  # credential stuffing from the same NAT: a new account each time
+            await expect_refused(guess(stub, f"u{i}@example.com"), grpc.StatusCode.UNAUTHENTICATED)
+        err = await expect_refused(guess(stub, "fresh@example.com"), EXHAUSTED)
         assert 110 <= retry_delay(err) <= 120
-        scopes = await running.pool.fetch("SELECT DISTINCT scope FROM login_failures")
-        assert {"ip:127.0.0.1"} <= {r["scope"] for r in scopes}
+        # Bob has logged in from here before: the stuffing does not lock him out.
+        ok = await stub.Login(auth_pb2.LoginRequest(email="bob@example.com", password=PASSWORD))
+        assert ok.token
+        # Carol never has: she waits with the stuffer (the documented cost).
+        await expect_refused(
+            stub.Login(auth_pb2.LoginRequest(email="carol@example.com", password=PASSWORD)),
+            EXHAUSTED,
+        )
+        scopes = {r["scope"] for r in await running.pool.fetch("SELECT scope FROM login_failures")}
+        assert "ip:127.0.0.1" in scopes
+
+
+async def test_a_success_clears_only_the_account_that_logged_in(
+    database_url, fake_users, service_key_file
+) -> None:
+    """Finding 1's reset: logging into your own account must not clear a victim's count."""
+    users = fake_users[0]
+    users.add("victim@example.com", PASSWORD)
+    users.add("eve@example.com", "eve's password")
+    async with started(
+        database_url, fake_users, service_key_file, login_backoff_base_seconds=60
+    ) as (_, stub):
+        checked = 0
+        for _ in range(4):
+            for _ in range(4):
+                try:
+                    await guess(stub, "victim@example.com")
+                except grpc.aio.AioRpcError as err:
+                    checked += err.code() == grpc.StatusCode.UNAUTHENTICATED
+            await stub.Login(
+                auth_pb2.LoginRequest(email="eve@example.com", password="eve's password")
+            )
+        assert checked == 5  # the free failures, then backoff: eve's logins reset nothing
 
 
 async def test_concurrent_guesses_are_bounded(database_url, fake_users, service_key_file):
     fake_users[0].add("ada@example.com", PASSWORD)
     async with started(
-        database_url, fake_users, service_key_file, login_max_failures_per_account=5
+        database_url,
+        fake_users,
+        service_key_file,
+        login_free_failures=5,
+        login_backoff_base_seconds=60,
     ) as (_, stub):
         results = await asyncio.gather(
             *(
@@ -128,19 +253,11 @@ async def test_concurrent_guesses_are_bounded(database_url, fake_users, service_
         codes = [r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)]
         assert len(codes) == 40
         # Each attempt is counted before its password is checked, so racing guesses count
-        # against each other: exactly the limit get through, however the calls interleave.
+        # against each other: exactly the free ones get through, however the calls interleave.
         assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == 5
         assert codes.count(EXHAUSTED) == 35
         for code in codes:
             HOSTILE.record(code)
-
-
-def test_peer_scope() -> None:
-    assert peer_scope("ipv4:10.1.2.3:5555") == "ip:10.1.2.3"
-    assert peer_scope("ipv6:[::1]:5555") == "ip:::1"
-    assert peer_scope("ipv6:[2001:db8::1]:443") == "ip:2001:db8::1"
-    assert peer_scope("unix:/tmp/sock") == "ip:unix:/tmp/sock"
-    assert peer_scope(None) == "ip:unknown"
 
 
 async def test_only_wrong_passwords_count_against_the_limits(
@@ -152,6 +269,7 @@ async def test_only_wrong_passwords_count_against_the_limits(
         database_url,
         fake_users,
         service_key_file,
+        login_free_failures=3,
         login_max_failures_per_account=3,
         login_max_failures_per_address=3,
     ) as (running, stub):

@@ -122,9 +122,15 @@ async def stub(
 
 
 @pytest.fixture
-async def anon(paymentsvc: app.PaymentApp) -> AsyncIterator[payment_pb2_grpc.PaymentServiceStub]:
+async def anon_channel(paymentsvc: app.PaymentApp) -> AsyncIterator[grpc.aio.Channel]:
+    """A plain channel: calls carry only the metadata each test gives them."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{paymentsvc.port}") as channel:
-        yield payment_pb2_grpc.PaymentServiceStub(channel)
+        yield channel
+
+
+@pytest.fixture
+def anon(anon_channel: grpc.aio.Channel) -> payment_pb2_grpc.PaymentServiceStub:
+    return payment_pb2_grpc.PaymentServiceStub(anon_channel)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -5,9 +5,17 @@ usersvc and authsvc's key endpoint are stand-ins here (the real trio runs in tes
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+
 import grpc
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from grpc_status import rpc_status
 
+from libs.platform.testing import wire
+from libs.platform.testing.grpc_errors import field_violations
 from libs.platform.testing.security import (
     HOSTILE,
     SQL_METACHARACTERS,
@@ -19,6 +27,14 @@ from payment.v1 import payment_pb2
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+# Words that only a server fault or an internal exception would put in an answer.
+INTERNALS = ("internal", "unexpected", "exception", "error parsing", "decodeerror", "<class")
+
+
+def assert_no_internals(err: grpc.aio.AioRpcError) -> None:
+    details = (err.details() or "").lower()
+    assert not [w for w in INTERNALS if w in details], err.details()
 
 
 async def test_every_method_requires_a_token(anon, users, jwks) -> None:
@@ -55,9 +71,10 @@ async def test_user_pays_and_reads_only_their_own(anon, users, jwks) -> None:
         ),
         DENIED,
     )
+    # Someone else's payment looks missing (see the oracle test below), not forbidden.
     await expect_refused(
         anon.GetPayment(payment_pb2.GetPaymentRequest(payment_id=paid.payment_id), metadata=as_bob),
-        DENIED,
+        NOT_FOUND,
     )
     await expect_refused(
         anon.ListPayments(payment_pb2.ListPaymentsRequest(user_id=ann), metadata=as_bob), DENIED
@@ -151,3 +168,173 @@ async def test_amount_and_size_limits(anon, users, jwks) -> None:
         ),
         INVALID,
     )
+
+
+# ---------------------------------------------------------------- crafted page tokens
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _token_like(real: str, **changes: object) -> str:
+    """A token made the way an attacker would: decode a real one, change it, encode it."""
+    payload = json.loads(base64.urlsafe_b64decode(real + "=" * (-len(real) % 4)))
+    payload.update(changes)
+    return _b64(json.dumps(payload).encode())
+
+
+# Each is a page token no server made, all accepted by the JSON and base64 layers.
+CRAFTED_TOKENS = {
+    # Valid ISO 8601, but 23:59 east of UTC on 1 January of year 1 is in year 0 in UTC.
+    "year 1 ahead of UTC": {"t": "0001-01-01T00:00:00+23:59"},
+    "year 9999 behind UTC": {"t": "9999-12-31T23:59:59-23:59"},
+    "no time zone": {"t": "2024-01-01T00:00:00"},
+    "not a time": {"t": "yesterday"},
+    "time as a number": {"t": 1700000000},
+    "id not a uuid": {"i": "1 OR 1=1"},
+    "id as a list": {"i": []},
+    "scope as an object": {"s": {}},
+    "extra key": {"x": 1},
+}
+
+
+async def test_crafted_page_tokens_are_invalid_argument(anon, users, jwks) -> None:
+    """ListPayments once answered INTERNAL to `0001-01-01T00:00:00+23:59` in a token: the
+    database driver's conversion to UTC overflowed. Every token must be checked first."""
+    uid = users.add()
+    md = bearer(jwks.mint(uid))
+    for amount in (1, 2):
+        await anon.CreatePayment(
+            payment_pb2.CreatePaymentRequest(user_id=uid, amount=amount), metadata=md
+        )
+    first = await anon.ListPayments(
+        payment_pb2.ListPaymentsRequest(user_id=uid, page_size=1), metadata=md
+    )
+    real = first.next_page_token
+    assert real
+    tokens = {name: _token_like(real, **changes) for name, changes in CRAFTED_TOKENS.items()}
+    tokens["a JSON list"] = _b64(b"[1, 2]")
+    tokens["not UTF-8"] = _b64(b"\xff\xfe{}")
+    tokens["not ASCII"] = "é" + real
+    tokens["too long"] = real * 10
+    for name, token in tokens.items():
+        err = await expect_refused(
+            anon.ListPayments(
+                payment_pb2.ListPaymentsRequest(user_id=uid, page_size=1, page_token=token),
+                metadata=md,
+            ),
+            INVALID,
+        )
+        # What to do about it, in words a person can act on, and nothing internal.
+        assert "next_page_token" in field_violations(err)["page_token"], name
+        assert_no_internals(err)
+    # The real token still pages on.
+    second = await anon.ListPayments(
+        payment_pb2.ListPaymentsRequest(user_id=uid, page_size=1, page_token=real), metadata=md
+    )
+    assert len(second.payments) == 1
+
+
+# ---------------------------------------------------------------- bytes that do not parse
+
+CREATE = "/payment.v1.PaymentService/CreatePayment"
+GET = "/payment.v1.PaymentService/GetPayment"
+
+
+async def test_invalid_utf8_on_the_wire_is_invalid_argument(
+    anon_channel, users, jwks, paymentsvc
+) -> None:
+    """Generated clients cannot send invalid UTF-8 in a string field; an attacker writes the
+    bytes by hand. The answer used to be UNKNOWN with Python's DecodeError text."""
+    uid = users.add()
+    md = bearer(jwks.mint(uid))
+    channel = anon_channel
+    create = (
+        wire.length_delimited(1, uid.encode())
+        + wire.varint(2, 100)
+        + wire.length_delimited(5, b"caf\xe9 au lait")  # Latin-1 e-acute: not UTF-8
+    )
+    err = await expect_refused(wire.raw_unary(channel, CREATE, create, md), INVALID)
+    assert field_violations(err) == {"description": "must be valid UTF-8 text"}
+    assert_no_internals(err)
+    err = await expect_refused(
+        wire.raw_unary(channel, GET, wire.length_delimited(1, b"\xc0\xaf"), md), INVALID
+    )
+    assert "payment_id" in field_violations(err)
+    # Not protobuf at all (a length running past the end): no field to name, still the
+    # caller's mistake, and the answer says what the server expected.
+    err = await expect_refused(wire.raw_unary(channel, GET, b"\x0a\x05ab", md), INVALID)
+    assert "payment.v1.GetPaymentRequest" in err.details()
+    assert_no_internals(err)
+    # Authentication still comes first: without a token the bytes are never looked at.
+    await expect_refused(wire.raw_unary(channel, CREATE, create), UNAUTH)
+    assert users.calls == 0
+    assert await paymentsvc.pool.fetchval("SELECT count(*) FROM payments") == 0
+
+
+# ---------------------------------------------------------------- existence oracle
+
+
+async def test_other_users_payment_is_indistinguishable_from_a_missing_one(
+    anon, users, jwks
+) -> None:
+    """GetPayment once answered PERMISSION_DENIED for another user's payment and NOT_FOUND
+    for an unknown id, so any user could test which payment ids exist."""
+    ann, mallory = users.add(), users.add()
+    paid = await anon.CreatePayment(
+        payment_pb2.CreatePaymentRequest(user_id=ann, amount=500),
+        metadata=bearer(jwks.mint(ann)),
+    )
+    as_mallory = bearer(jwks.mint(mallory))
+    unknown = str(uuid.uuid4())
+    answers = []
+    for payment_id in (paid.payment_id, unknown):
+        err = await expect_refused(
+            anon.GetPayment(
+                payment_pb2.GetPaymentRequest(payment_id=payment_id), metadata=as_mallory
+            ),
+            NOT_FOUND,
+            DENIED,
+        )
+        # Everything the caller sees (code, message, rich status), minus the id it sent.
+        rich = rpc_status.from_call(err)
+        answers.append(
+            (
+                err.code(),
+                (err.details() or "").replace(payment_id, "<id>"),
+                rich and (rich.message.replace(payment_id, "<id>"), list(rich.details)),
+            )
+        )
+    assert answers[0] == answers[1]
+    assert answers[0][0] == NOT_FOUND
+
+
+# ---------------------------------------------------------------- who is trusted
+
+
+def _forged_service_token(name: str) -> str:
+    """A service token for `name` signed with the attacker's own key."""
+    key = Ed25519PrivateKey.generate()
+    iss = f"service:{name}"
+    now = 1_700_000_000
+    claims = {"iss": iss, "sub": iss, "aud": "paymentsvc", "iat": now, "exp": now + 10**9}
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": iss})
+
+
+async def test_forged_service_tokens_do_not_reveal_which_services_are_trusted(anon) -> None:
+    """A forged token for a trusted service name (opsctl, in these tests) and one for a name
+    nobody trusts must be refused alike; otherwise the error text lists the callee's
+    trusted services one guess at a time."""
+    answers = []
+    for name in ("opsctl", "no-such-service"):
+        err = await expect_refused(
+            anon.GetPayment(
+                payment_pb2.GetPaymentRequest(payment_id=str(uuid.uuid4())),
+                metadata=bearer(_forged_service_token(name)),
+            ),
+            UNAUTH,
+        )
+        answers.append(err.details())
+    assert answers[0] == answers[1]
+    assert "paymentsvc" not in answers[1]

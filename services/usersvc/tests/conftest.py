@@ -20,7 +20,11 @@ from user.v1 import user_pb2_grpc
 
 def make_settings(database_url: str, jwks_port: int, trusted: str, **kw: object) -> Settings:
     # Cheap argon2 parameters keep the suite fast; production uses argon2-cffi defaults.
+    # Sign-ups are not rate limited here (the suite signs many users up from one address)
+    # except where a test sets the limit; revocations are retried quickly.
     values: dict[str, object] = {
+        "signup_burst": 100000,
+        "session_revocation_retry_seconds": 0.2,
         "database_url": database_url,
         "grpc_port": 0,
         "grpc_host": "127.0.0.1",
@@ -40,12 +44,19 @@ def service_keys(tmp_path) -> ServiceKeys:
     keys.add("authsvc")
     keys.add("paymentsvc")
     keys.add("rogue", trusted=False)
+    # usersvc's own key, for its calls to authsvc (RevokeUserSessions).
+    keys.add("usersvc", trusted=False)
     return keys
 
 
 @pytest.fixture
 async def usersvc(database_url: str, jwks, service_keys) -> AsyncIterator[app.UserApp]:
-    settings = make_settings(database_url, jwks.port, str(service_keys.trusted_dir))
+    settings = make_settings(
+        database_url,
+        jwks.port,
+        str(service_keys.trusted_dir),
+        service_key_file=service_keys.key_file("usersvc"),
+    )
     running = await app.start(settings)
     yield running
     await running.stop(0)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 
 import grpc
@@ -126,7 +128,10 @@ async def test_update_email_and_password(stub) -> None:
     created = await create(stub)
     await stub.UpdateUser(
         user_pb2.UpdateUserRequest(
-            user_id=created.user_id, email=" new@example.com", password="new password!"
+            user_id=created.user_id,
+            email=" new@example.com",
+            password="new password!",
+            current_password=PASSWORD,
         )
     )
     ok = await stub.VerifyCredentials(
@@ -269,6 +274,22 @@ async def test_list_users_bad_token(stub, token) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert "page_token" in field_violations(err)
+
+
+async def test_list_users_crafted_token_is_invalid_argument(stub) -> None:
+    """A real token with its timestamp moved to where UTC cannot hold it (the driver
+    converts to UTC): once an INTERNAL error, now refused before any query."""
+    for i in range(2):
+        await create(stub, f"t{i}@example.com")
+    token = (await stub.ListUsers(user_pb2.ListUsersRequest(page_size=1))).next_page_token
+    payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    payload["t"] = "0001-01-01T00:00:00+23:59"
+    crafted = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    err = await expect_error(
+        stub.ListUsers(user_pb2.ListUsersRequest(page_token=crafted)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "not a valid page token" in field_violations(err)["page_token"]
 
 
 async def test_list_users_negative_page_size(stub) -> None:

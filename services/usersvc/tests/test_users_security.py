@@ -215,7 +215,10 @@ async def test_sql_metacharacters_in_every_string_field(anon, stub, jwks) -> Non
             token = bearer(jwks.mint(created.user_id))
             updated = await anon.UpdateUser(
                 user_pb2.UpdateUserRequest(
-                    user_id=created.user_id, display_name="x" + text, password=text + PASSWORD
+                    user_id=created.user_id,
+                    display_name="x" + text,
+                    password=text + PASSWORD,
+                    current_password=PASSWORD + text,
                 ),
                 metadata=token,
             )

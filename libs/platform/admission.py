@@ -1,0 +1,187 @@
+"""Admission control: refuse work at once, with a retry delay, rather than queue it forever.
+
+* `WorkPool`: a bounded lane of threads for CPU-heavy calls (password hashing). Separate
+  lanes cannot starve each other: a flood on one fills only its own threads and its own
+  short queue, and everything beyond that is refused at once.
+* `RateLimiter`: token buckets per key (a caller address, a user id) in process memory, for
+  cheap per-request checks where a database round trip would cost more than the work it
+  guards.
+* `client_address()`: the caller's address from grpc's peer string, as a limiter key.
+* `abort_retry_later()`: the one way calls are refused for load: RESOURCE_EXHAUSTED with a
+  google.rpc.RetryInfo detail and the delay in the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+T = TypeVar("T")
+
+# Caps a key built from a peer string we do not recognise.
+MAX_ADDRESS_KEY = 128
+
+
+class Overloaded(Exception):
+    """Refused for load; handlers answer with abort_retry_later(context, str(exc), ...)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+def retry_status(message: str, retry_after: float) -> grpc.Status:
+    """RESOURCE_EXHAUSTED, `message; retry in N s`, with RetryInfo(N) (N >= 1, whole s)."""
+    seconds = max(1, math.ceil(retry_after))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)))
+    status = status_pb2.Status(
+        code=code_pb2.RESOURCE_EXHAUSTED,
+        message=f"{message}; retry in {seconds} s",
+        details=[detail],
+    )
+    return rpc_status.to_status(status)
+
+
+async def abort_retry_later(
+    context: grpc.aio.ServicerContext, message: str, retry_after: float
+) -> NoReturn:
+    await context.abort_with_status(retry_status(message, retry_after))
+    raise AssertionError("abort_with_status returns only by raising")
+
+
+async def abort_overloaded(context: grpc.aio.ServicerContext, exc: Overloaded) -> NoReturn:
+    await abort_retry_later(context, exc.message, exc.retry_after)
+
+
+def client_address(peer: str | None) -> str:
+    """'ipv4:10.0.0.1:5555' -> '10.0.0.1'; 'ipv6:[2001:db8::1]:443' -> '2001:db8::/64'.
+
+    An IPv6 host usually owns a whole /64, so keying on the full address would give one
+    attacker 2^64 identities; the /64 is what one subscriber controls. IPv4-mapped IPv6
+    addresses count as the IPv4 address. Behind a proxy this is the proxy's address
+    (forwarded headers are not trusted).
+    """
+    peer = peer or "unknown"
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        host = rest.rsplit(":", 1)[0].strip("[]").split("%", 1)[0]
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            if isinstance(addr, ipaddress.IPv6Address):
+                if addr.ipv4_mapped is not None:
+                    return str(addr.ipv4_mapped)
+                return str(ipaddress.IPv6Network((addr, 64), strict=False))
+            return str(addr)
+    return peer[:MAX_ADDRESS_KEY]
+
+
+class WorkPool:
+    """At most `workers` calls run (each on its own thread), at most `queue` wait; the
+    next is refused with Overloaded at once.
+
+    A caller that gives up (its deadline passed) while waiting frees its place; one that
+    gives up while its call runs keeps the thread until the call ends, so the pool never
+    runs more than `workers` calls, whatever the callers do.
+    """
+
+    def __init__(self, name: str, workers: int, queue: int, retry_after: float = 1.0) -> None:
+        self.name = name  # what callers are told there are too many of: "logins"
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=name
+        )
+        self._slots = asyncio.Semaphore(workers)
+        self._limit = workers + queue
+        self._in_use = 0
+        self._retry_after = retry_after
+
+    @property
+    def in_use(self) -> int:
+        """Calls running or waiting."""
+        return self._in_use
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._in_use >= self._limit:
+            raise Overloaded(f"too many {self.name} at once", self._retry_after)
+        self._in_use += 1
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._in_use -= 1
+            raise
+        loop = asyncio.get_running_loop()
+        try:
+            job = self._executor.submit(fn, *args)
+        except BaseException:
+            self._release()
+            raise
+        # Released when the thread is done, not when the caller stops waiting.
+        job.add_done_callback(lambda _: self._release_from(loop))
+        return await asyncio.wrap_future(job, loop=loop)
+
+    def _release_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.call_soon_threadsafe(self._release)
+        except RuntimeError:  # the loop is closed: the process is shutting down
+            pass
+
+    def _release(self) -> None:
+        self._in_use -= 1
+        self._slots.release()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class RateLimiter:
+    """A token bucket per key: `burst` calls at once, refilled at `per_second`.
+
+    In process memory, so each replica (and each worker process) limits on its own: the
+    effective limit is this times the number of processes. At most `max_keys` buckets are
+    kept (least recently used dropped), so a caller cycling through keys costs bounded
+    memory; a dropped bucket starts full again, which errs towards admitting.
+    """
+
+    def __init__(
+        self,
+        burst: float,
+        per_second: float,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._burst = burst
+        self._rate = per_second
+        self._max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> float | None:
+        """Spend one token for `key`: None if allowed, else seconds until one is free."""
+        now = self._clock()
+        tokens, at = self._buckets.pop(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            retry = None
+        else:
+            self._buckets[key] = (tokens, now)
+            retry = (1 - tokens) / self._rate if self._rate > 0 else math.inf
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return retry

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from libs.platform.admission import (
+    Overloaded,
+    RateLimiter,
+    WorkPool,
+    client_address,
+    retry_status,
+)
+
+
+def test_client_address() -> None:
+    assert client_address("ipv4:10.1.2.3:5555") == "10.1.2.3"
+    assert client_address("ipv6:[::ffff:10.1.2.3]:5555") == "10.1.2.3"
+    # One subscriber owns a /64: its addresses are one caller.
+    assert client_address("ipv6:[2001:db8::1]:443") == "2001:db8::/64"
+    assert client_address("ipv6:[2001:db8::ffff:2]:443") == "2001:db8::/64"
+    assert client_address("ipv6:[::1]:5555") == "::/64"
+    assert client_address("unix:/tmp/sock") == "unix:/tmp/sock"
+    assert client_address(None) == "unknown"
+
+
+def test_retry_status_carries_retry_info() -> None:
+    status = retry_status("too many sign-ups", 2.2)
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status.details == "too many sign-ups; retry in 3 s"
+    decoded = status_pb2.Status.FromString(
+        dict(status.trailing_metadata)["grpc-status-details-bin"]
+    )
+    info = error_details_pb2.RetryInfo()
+    assert decoded.details[0].Unpack(info)
+    assert info.retry_delay.seconds == 3
+    assert retry_status("x", 0.01).details == "x; retry in 1 s"
+
+
+def test_rate_limiter_bursts_then_refills() -> None:
+    now = [0.0]
+    limiter = RateLimiter(3, 0.5, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(3)] == [None, None, None]
+    assert limiter.take("a") == pytest.approx(2.0)
+    assert limiter.take("b") is None  # keys are independent
+    now[0] += 2.0
+    assert limiter.take("a") is None
+    assert limiter.take("a") == pytest.approx(2.0)
+
+
+def test_rate_limiter_keeps_bounded_keys() -> None:
+    limiter = RateLimiter(1, 0.001, max_keys=2)
+    for key in ("a", "b", "c"):
+        assert limiter.take(key) is None
+    assert limiter.take("c") is not None
+    assert limiter.take("a") is None  # forgotten: starts full again
+
+
+async def test_work_pool_bounds_running_and_waiting_calls() -> None:
+    pool = WorkPool("sign-ups", workers=1, queue=1)
+    release = threading.Event()
+    try:
+        first = asyncio.ensure_future(pool.run(release.wait, 10))
+        second = asyncio.ensure_future(pool.run(lambda: "second"))
+        await asyncio.sleep(0.05)
+        assert pool.in_use == 2
+        with pytest.raises(Overloaded) as info:
+            await pool.run(lambda: "third")
+        assert info.value.retry_after >= 1
+        assert str(info.value) == "too many sign-ups at once"
+        release.set()
+        assert await first is True
+        assert await second == "second"
+        assert pool.in_use == 0
+    finally:
+        pool.close()
+
+
+async def test_work_pool_caller_giving_up_keeps_the_bound() -> None:
+    pool = WorkPool("hashing", workers=1, queue=0)
+    release = threading.Event()
+    try:
+        running = asyncio.ensure_future(pool.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        running.cancel()
+        await asyncio.sleep(0.05)
+        # The thread still runs the cancelled call: its place is not free yet.
+        with pytest.raises(Overloaded):
+            await pool.run(lambda: None)
+        release.set()
+        for _ in range(100):
+            if pool.in_use == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await pool.run(lambda: "free again") == "free again"
+    finally:
+        pool.close()
