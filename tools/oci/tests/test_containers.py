@@ -19,7 +19,6 @@ import dataclasses
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,15 +28,13 @@ from urllib.parse import urlsplit
 import grpc
 import pytest
 
-from auth.v1 import auth_pb2, auth_pb2_grpc
-from payment.v1 import payment_pb2, payment_pb2_grpc
 from tools.containers import database
 from tools.containers.docker import Docker
 from tools.containers.hostnet import HostNetwork
 from tools.containers.spec import ContainerSpec
 from tools.containers.system import Containers, Running, load_images, overlay_specs
+from tools.oci.tests.flow import signup_login_pay_list
 from tools.pytest.workspace import workspace_root
-from user.v1 import user_pb2, user_pb2_grpc
 
 SERVICES = ("usersvc", "paymentsvc", "authsvc")
 NONROOT = "65532"
@@ -154,39 +151,9 @@ async def test_signup_login_pay_list_across_the_containers(
     system: System, channels: dict[str, grpc.aio.Channel], measured: Callable[[str], None]
 ) -> None:
     assert not _not_ready(system), f"not started: {_not_ready(system)} (see the probe test)"
-    users = user_pb2_grpc.UserServiceStub(channels["usersvc"])
-    email = f"ctr-{uuid.uuid4().hex[:8]}@example.com"
-    created = await users.CreateUser(
-        user_pb2.CreateUserRequest(email=email, password="correct horse battery"), timeout=30
-    )
     # authsvc checks the password through usersvc, signing with the dev service key.
-    login = await auth_pb2_grpc.AuthServiceStub(channels["authsvc"]).Login(
-        auth_pb2.LoginRequest(email=email, password="correct horse battery"), timeout=30
-    )
-    assert login.token and login.refresh_token
-    bearer = (("authorization", f"Bearer {login.token}"),)
-    got = await users.GetUser(
-        user_pb2.GetUserRequest(user_id=created.user_id), metadata=bearer, timeout=10
-    )
-    assert (got.user_id, got.email) == (created.user_id, email)
-
-    payments = payment_pb2_grpc.PaymentServiceStub(channels["paymentsvc"])
-    paid = await payments.CreatePayment(
-        payment_pb2.CreatePaymentRequest(
-            user_id=created.user_id, amount=1250, currency="EUR", idempotency_key="ctr-1"
-        ),
-        metadata=bearer,
-        timeout=10,
-    )
-    listed = await payments.ListPayments(
-        payment_pb2.ListPaymentsRequest(user_id=created.user_id), metadata=bearer, timeout=10
-    )
-    assert [p.payment_id for p in listed.payments] == [paid.payment_id]
-    measured(
-        f"flow: CreateUser {created.user_id} ({email}); Login token {len(login.token)} chars; "
-        f"GetUser {got.email}; CreatePayment {paid.payment_id}; "
-        f"ListPayments {[(p.payment_id, p.amount, p.currency) for p in listed.payments]}"
-    )
+    journey = await signup_login_pay_list(channels, "ctr")
+    measured(f"flow: {journey.summary()}")
 
 
 @pytest.mark.parametrize("svc", SERVICES)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.testing.postgres import create_database
-from payment.v1 import payment_pb2, payment_pb2_grpc
 from tools.oci.tests.container import Container, unpack
-from user.v1 import user_pb2, user_pb2_grpc
+from tools.oci.tests.flow import signup_login_pay_list
 
 SERVICES = ("usersvc", "paymentsvc", "authsvc")
 # Inside each container: the only writable place is its own /tmp tmpfs (Container).
@@ -223,33 +221,8 @@ def test_runs_as_nonroot_on_read_only_root(svc: str, system: dict[str, Running])
 
 
 async def test_signup_login_pay_list_through_images(channels: dict[str, grpc.aio.Channel]) -> None:
-    users = user_pb2_grpc.UserServiceStub(channels["usersvc"])
-    email = f"img-{uuid.uuid4().hex[:8]}@example.com"
-    created = await users.CreateUser(
-        user_pb2.CreateUserRequest(email=email, password="correct horse battery"), timeout=30
-    )
-    login = await auth_pb2_grpc.AuthServiceStub(channels["authsvc"]).Login(
-        auth_pb2.LoginRequest(email=email, password="correct horse battery"), timeout=30
-    )
-    assert login.token and login.refresh_token
-    bearer = (("authorization", f"Bearer {login.token}"),)
-    got = await users.GetUser(
-        user_pb2.GetUserRequest(user_id=created.user_id), metadata=bearer, timeout=10
-    )
-    assert (got.user_id, got.email) == (created.user_id, email)
-
-    payments = payment_pb2_grpc.PaymentServiceStub(channels["paymentsvc"])
-    paid = await payments.CreatePayment(
-        payment_pb2.CreatePaymentRequest(
-            user_id=created.user_id, amount=1250, currency="EUR", idempotency_key="img-1"
-        ),
-        metadata=bearer,
-        timeout=10,
-    )
-    listed = await payments.ListPayments(
-        payment_pb2.ListPaymentsRequest(user_id=created.user_id), metadata=bearer, timeout=10
-    )
-    assert [p.payment_id for p in listed.payments] == [paid.payment_id]
+    journey = await signup_login_pay_list(channels, "img")
+    login = journey.login
 
     await auth_pb2_grpc.AuthServiceStub(channels["authsvc"]).Logout(
         auth_pb2.LogoutRequest(refresh_token=login.refresh_token), timeout=10
