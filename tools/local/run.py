@@ -6,8 +6,9 @@ Ctrl-C / SIGTERM stops every child and the cluster. Service code is never import
 services run as separate processes, exactly as deployed.
 
 Auth is on, as in production: fresh development keys are generated at start in a temporary
-directory (authsvc's token signing key; a service key each for authsvc and paymentsvc,
-whose public halves usersvc trusts) and removed on exit.
+directory (authsvc's token signing key; a service key each for authsvc, paymentsvc and
+usersvc; each callee trusts the public halves of its own callers only, as the manifests
+wire them) and removed on exit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from libs.platform.testing.launch import (
@@ -29,32 +29,36 @@ from libs.platform.testing.launch import (
     write_private_key,
 )
 from libs.platform.testing.postgres import PostgresCluster, create_database
-
-SERVICES = (
-    # name, database, port offset from --base-port
-    ("usersvc", "users_db", 0),
-    ("paymentsvc", "payments_db", 1),
-    ("authsvc", "auth_db", 2),
-)
-
+from tools.local.shared import SERVICES, print_up, stop_on_signals
 
 # Services that call other services, and so sign service tokens with their own key.
-CALLERS = ("authsvc", "paymentsvc")
+CALLERS = ("authsvc", "paymentsvc", "usersvc")
+# Whom each callee trusts (TRUSTED_SERVICE_KEYS, a directory of <caller>.pem): its callers
+# only, so no service trusts itself. usersvc: VerifyCredentials (authsvc), the user reads
+# (paymentsvc); authsvc: RevokeUserSessions (usersvc).
+TRUSTED_CALLERS = {
+    "usersvc": ("authsvc", "paymentsvc"),
+    "authsvc": ("usersvc",),
+}
 
 
 def dev_keys(directory: Path) -> dict[str, dict[str, str]]:
     """Generate throwaway keys; return the extra environment of each service."""
 
-    trusted = directory / "trusted"
-    trusted.mkdir()
     env: dict[str, dict[str, str]] = {name: {} for name, _, _ in SERVICES}
+    public: dict[str, bytes] = {}
     for name in CALLERS:
         key = write_private_key(directory / f"{name}.key")
-        (trusted / f"{name}.pem").write_bytes(public_pem(key))
+        public[name] = public_pem(key)
         env[name]["SERVICE_KEY_FILE"] = str(directory / f"{name}.key")
+    for callee, callers in TRUSTED_CALLERS.items():
+        trusted = directory / f"trusted-by-{callee}"
+        trusted.mkdir()
+        for name in callers:
+            (trusted / f"{name}.pem").write_bytes(public[name])
+        env[callee]["TRUSTED_SERVICE_KEYS"] = str(trusted)
     write_private_key(directory / "signing.key")
     env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(directory / "signing.key")
-    env["usersvc"]["TRUSTED_SERVICE_KEYS"] = str(trusted)
     return env
 
 
@@ -95,14 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     def metrics_port(offset: int) -> int:
         return args.metrics_base_port + offset * workers if args.metrics_base_port else 0
 
-    stop = False
-
-    def request_stop(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = stop_on_signals()
 
     procs: list[subprocess.Popen[bytes]] = []
     with PostgresCluster() as cluster, tempfile.TemporaryDirectory(prefix="micro-keys-") as kd:
@@ -126,17 +123,15 @@ def main(argv: list[str] | None = None) -> int:
                 procs.append(subprocess.Popen(binary_command(getattr(args, name)), env=env))  # noqa: S603
             for (name, _, _), proc in zip(SERVICES, procs, strict=True):
                 wait_healthy(f"127.0.0.1:{ports[name]}", proc)
-            print("\nlocal system is up (Ctrl-C to stop):", flush=True)
-            for name, db, _ in SERVICES:
-                print(f"  {name:<11} localhost:{ports[name]}  db={db}", flush=True)
-            print(f"  postgres    {cluster.admin_dsn}", flush=True)
-            print(f"  dev keys    {kd} (deleted on exit)\n", flush=True)
-            while not stop:
+            print_up(
+                [f"{name:<11} localhost:{ports[name]}  db={db}" for name, db, _ in SERVICES],
+                [("postgres", cluster.admin_dsn), ("dev keys", f"{kd} (deleted on exit)")],
+            )
+            while not stop.wait(0.5):
                 for (name, _, _), proc in zip(SERVICES, procs, strict=True):
                     if proc.poll() is not None:
                         print(f"{name} exited with code {proc.returncode}", file=sys.stderr)
-                        stop = True
-                time.sleep(0.5)
+                        stop.set()
         except Exception as exc:  # noqa: BLE001 - report and clean up, never leave children
             print(f"run failed: {exc}", file=sys.stderr)
             return 1

@@ -40,7 +40,15 @@ GENERATED_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
 # The uncommitted files overlays/prod reads, relative to it (secrets.example/README.md).
 PROD_SECRETS_DIR = "secrets"
 PROD_PASSWORD_SECRETS = ["postgres-superuser", "usersvc-db", "paymentsvc-db", "authsvc-db"]
-SIGNING_SERVICES = ["authsvc", "paymentsvc"]
+# Who signs internal calls with a service key, and whom each callee trusts: the ConfigMap
+# of public keys it mounts at TRUSTED_SERVICE_KEYS and the callers in it. Each callee has
+# its own list, so no service trusts itself (usersvc's key is in authsvc's list only).
+SIGNING_SERVICES = ["authsvc", "paymentsvc", "usersvc"]
+TRUSTED_KEYS = {
+    "usersvc": ("trusted-service-keys", {"authsvc", "paymentsvc"}),
+    "authsvc": ("authsvc-trusted-service-keys", {"usersvc"}),
+}
+TRUST_CONFIGMAPS = {configmap for configmap, _ in TRUSTED_KEYS.values()}
 
 
 KUSTOMIZE_DIR = workspace_root("deploy/kustomize", __file__) / "deploy/kustomize"
@@ -82,10 +90,12 @@ def prod_secret_files() -> dict[str, str]:
         for name in PROD_PASSWORD_SECRETS
     }
     files[f"{PROD_SECRETS_DIR}/authsvc-signing-key.pem"] = pem_private(Ed25519PrivateKey.generate())
-    for svc in SIGNING_SERVICES:
-        key = Ed25519PrivateKey.generate()
+    keys = {svc: Ed25519PrivateKey.generate() for svc in SIGNING_SERVICES}
+    for svc, key in keys.items():
         files[f"{PROD_SECRETS_DIR}/{svc}-service-key.pem"] = pem_private(key)
-        files[f"{PROD_SECRETS_DIR}/trusted-service-keys/{svc}.pem"] = pem_public(key)
+    for configmap, callers in TRUSTED_KEYS.values():
+        for svc in callers:
+            files[f"{PROD_SECRETS_DIR}/{configmap}/{svc}.pem"] = pem_public(keys[svc])
     return files
 
 
@@ -336,6 +346,8 @@ def test_services_expose_grpc_and_metrics_with_grpc_probes(rendered, overlay):
         env = env_map(c)
         assert env["GRPC_PORT"]["value"] == str(spec["port"])
         assert env["METRICS_PORT"]["value"] == "9090"
+        # The services bind /metrics to loopback unless told; the scraper is in another pod.
+        assert env["METRICS_ADDRESS"]["value"] == "0.0.0.0"  # noqa: S104
         assert env["LOG_LEVEL"]["value"]
 
 
@@ -583,13 +595,13 @@ def test_prod_replaces_every_dev_secret_and_service_key(rendered):
     dev_values += [
         value
         for (name, _), value in values_by_generator(dev, "ConfigMap").items()
-        if name == "trusted-service-keys"
+        if name in TRUST_CONFIGMAPS
     ]
     prod_values = list(values_by_generator(prod, "Secret").values())
     prod_values += [
         value
         for (name, _), value in values_by_generator(prod, "ConfigMap").items()
-        if name == "trusted-service-keys"
+        if name in TRUST_CONFIGMAPS
     ]
     # The whole render, with every Secret decoded, so a value copied anywhere is found.
     prod_text = "\n".join([*(yaml.safe_dump(d) for d in prod), *prod_values])
@@ -619,26 +631,91 @@ def test_prod_secrets_hold_exactly_the_files_contents(rendered, prod_files):
             secrets_[(f"{svc}-service-key", "service_key.pem")]
             == prod_files[f"{PROD_SECRETS_DIR}/{svc}-service-key.pem"]
         )
-        assert (
-            trusted[("trusted-service-keys", f"{svc}.pem")]
-            == prod_files[f"{PROD_SECRETS_DIR}/trusted-service-keys/{svc}.pem"]
-        )
+    for configmap, callers in TRUSTED_KEYS.values():
+        for svc in callers:
+            assert (
+                trusted[(configmap, f"{svc}.pem")]
+                == prod_files[f"{PROD_SECRETS_DIR}/{configmap}/{svc}.pem"]
+            ), (configmap, svc)
+
+
+def mounted(pod: dict, container: dict, path: str) -> tuple[dict, dict]:
+    """The read-only mount at `path` (a directory) and the pod volume behind it."""
+    mount = next((m for m in container["volumeMounts"] if m["mountPath"] == path), None)
+    assert mount, f"nothing is mounted at {path}"
+    assert mount["readOnly"] is True, path
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    return mount, volume
+
+
+def service_key(docs: list[dict], svc: str) -> Ed25519PrivateKey:
+    """The private key `svc` signs with: its SERVICE_KEY_FILE, followed to the Secret."""
+    pod = one(docs, "Deployment", svc)["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    key_file = Path(env_map(c)["SERVICE_KEY_FILE"]["value"])
+    _, volume = mounted(pod, c, str(key_file.parent))
+    assert "secret" in volume, f"{svc}: SERVICE_KEY_FILE must come from a Secret"
+    # Its own Secret: a service key shared by two services would make them one identity.
+    assert GENERATED_SUFFIX.sub("", volume["secret"]["secretName"]) == f"{svc}-service-key"
+    # Readable by the pod's fsGroup (the service), by nobody else.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0, svc
+    assert pod["securityContext"]["fsGroup"] == 65532
+    ref = secret_ref(docs, {"name": volume["secret"]["secretName"], "key": key_file.name})
+    private = serialization.load_pem_private_key(secret_values(docs)[ref].encode(), password=None)
+    assert isinstance(private, Ed25519PrivateKey), svc
+    return private
+
+
+def trusted_keys(docs: list[dict], svc: str) -> tuple[str, dict[str, str]]:
+    """The ConfigMap `svc` mounts at TRUSTED_SERVICE_KEYS (generator name) and its files."""
+    pod = one(docs, "Deployment", svc)["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    path = env_map(c)["TRUSTED_SERVICE_KEYS"]["value"]
+    _, volume = mounted(pod, c, path)
+    assert "configMap" in volume, f"{svc}: TRUSTED_SERVICE_KEYS must come from a ConfigMap"
+    # Every key, so an `items:` list cannot hide or rename a file.
+    assert "items" not in volume["configMap"], svc
+    cm = one(docs, "ConfigMap", volume["configMap"]["name"])
+    return GENERATED_SUFFIX.sub("", cm["metadata"]["name"]), cm.get("data") or {}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_usersvc_trusts_exactly_the_keys_the_services_sign_with(rendered, overlay):
+@pytest.mark.parametrize("svc", SIGNING_SERVICES)
+def test_each_caller_signs_with_its_own_mounted_service_key(rendered, overlay, svc):
+    service_key(rendered[overlay], svc)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_callee_trusts_exactly_its_callers_keys(rendered, overlay):
     docs = rendered[overlay]
-    secrets_ = values_by_generator(docs, "Secret")
-    trusted = values_by_generator(docs, "ConfigMap")
-    assert {key for name, key in trusted if name == "trusted-service-keys"} == {
-        f"{svc}.pem" for svc in SIGNING_SERVICES
-    }
-    for svc in SIGNING_SERVICES:
-        private = serialization.load_pem_private_key(
-            secrets_[(f"{svc}-service-key", "service_key.pem")].encode(), password=None
-        )
-        assert isinstance(private, Ed25519PrivateKey), svc
-        assert pem_public(private) == trusted[("trusted-service-keys", f"{svc}.pem")], svc
+    for callee, (configmap, callers) in TRUSTED_KEYS.items():
+        name, files = trusted_keys(docs, callee)
+        assert name == configmap, callee
+        # The service name a callee accepts is the file name (libs/platform/auth.py).
+        assert set(files) == {f"{svc}.pem" for svc in callers}, callee
+        assert f"{callee}.pem" not in files, f"{callee} must not trust itself"
+        for svc in callers:
+            assert files[f"{svc}.pem"] == pem_public(service_key(docs, svc)), (callee, svc)
+    # The services that verify nothing from other services mount no trusted keys.
+    for svc in SERVICES.keys() - TRUSTED_KEYS.keys():
+        c = one(docs, "Deployment", svc)["spec"]["template"]["spec"]["containers"][0]
+        assert "TRUSTED_SERVICE_KEYS" not in env_map(c), svc
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_authsvc_trusts_only_usersvc_and_usersvc_not_itself(rendered, overlay):
+    """RevokeUserSessions is usersvc's alone; usersvc's list is authsvc's and paymentsvc's."""
+    docs = rendered[overlay]
+    assert set(trusted_keys(docs, "authsvc")[1]) == {"usersvc.pem"}
+    usersvc_trusts = trusted_keys(docs, "usersvc")[1]
+    assert "usersvc.pem" not in usersvc_trusts
+    # Not under another name either: no file in usersvc's list is usersvc's public key.
+    assert pem_public(service_key(docs, "usersvc")) not in usersvc_trusts.values()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_authsvc_signing_key_is_ed25519(rendered, overlay):
+    secrets_ = values_by_generator(rendered[overlay], "Secret")
     signing = serialization.load_pem_private_key(
         secrets_[("authsvc-signing-key", "signing_key.pem")].encode(), password=None
     )

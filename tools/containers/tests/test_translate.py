@@ -12,6 +12,8 @@ from tools.containers.translate import container_spec
 
 SERVICES = ("usersvc", "paymentsvc", "authsvc")
 NONROOT = 65532
+# usersvc runs three argon2id hashes at once (64 MiB each), so it gets more memory.
+MEMORY_MIB = {"usersvc": 384, "paymentsvc": 256, "authsvc": 256}
 
 
 def _deployment_container(dev: Rendered, svc: str) -> dict:
@@ -49,7 +51,7 @@ def test_image_user_and_hardening(dev: Rendered, svc: str) -> None:
 @pytest.mark.parametrize("svc", SERVICES)
 def test_limits_ports_and_grace(dev: Rendered, svc: str) -> None:
     spec = container_spec(dev, svc)
-    assert (spec.memory_bytes, spec.cpus) == (256 * 2**20, 0.5)
+    assert (spec.memory_bytes, spec.cpus) == (MEMORY_MIB[svc] * 2**20, 0.5)
     assert spec.ports == {"grpc": int(spec.env_value("GRPC_PORT")), "metrics": 9090}
     pod = dev.get("Deployment", svc)["spec"]["template"]["spec"]
     # The manifests leave it to Kubernetes' default; if one sets it, that value must win.
@@ -80,7 +82,16 @@ def test_secret_and_configmap_volumes(dev: Rendered) -> None:
     assert [f.name for f in signing.files] == ["signing_key.pem"]
     assert signing.files[0].data.startswith(b"-----BEGIN PRIVATE KEY-----")
     assert [f.name for f in auth["/var/run/secrets/micro/service"].files] == ["service_key.pem"]
-    (trusted,) = container_spec(dev, "usersvc").volumes
+    auth_trusted = auth["/etc/micro/trusted-service-keys"]
+    assert auth_trusted.source.startswith("ConfigMap/authsvc-trusted-service-keys")
+    assert [f.name for f in auth_trusted.files] == ["usersvc.pem"]
+    users = {v.mount_path: v for v in container_spec(dev, "usersvc").volumes}
+    assert set(users) == {"/var/run/secrets/micro/service", "/etc/micro/trusted-service-keys"}
+    service_key = users["/var/run/secrets/micro/service"]
+    assert service_key.source.startswith("Secret/usersvc-service-key")
+    assert service_key.mode == 0o440 and service_key.read_only
+    assert [f.name for f in service_key.files] == ["service_key.pem"]
+    trusted = users["/etc/micro/trusted-service-keys"]
     assert trusted.source.startswith("ConfigMap/trusted-service-keys")
     # No defaultMode in the manifest: Kubernetes' 0644.
     assert trusted.mode == 0o644

@@ -113,6 +113,8 @@ def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict
     signing, _ = _keypair()
     auth_key, auth_pub = _keypair()
     pay_key, pay_pub = _keypair()
+    # usersvc calls authsvc too (RevokeUserSessions), so it signs with a key authsvc trusts.
+    users_key, users_pub = _keypair()
     common = {
         "AUTHSVC_ADDR": f"127.0.0.1:{ports['authsvc']}",
         "USERSVC_ADDR": f"127.0.0.1:{ports['usersvc']}",
@@ -127,13 +129,23 @@ def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict
         for svc in SERVICES
     }
     env["usersvc"]["TRUSTED_SERVICE_KEYS"] = f"{SECRETS}/trusted"
+    env["usersvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/usersvc.key"
+    env["authsvc"]["TRUSTED_SERVICE_KEYS"] = f"{SECRETS}/trusted"
     env["paymentsvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/paymentsvc.key"
     env["authsvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/authsvc.key"
     env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = f"{SECRETS}/signing.key"
     files = {
-        "usersvc": {"keys/trusted/authsvc.pem": auth_pub, "keys/trusted/paymentsvc.pem": pay_pub},
+        "usersvc": {
+            "keys/trusted/authsvc.pem": auth_pub,
+            "keys/trusted/paymentsvc.pem": pay_pub,
+            "keys/usersvc.key": users_key,
+        },
         "paymentsvc": {"keys/paymentsvc.key": pay_key},
-        "authsvc": {"keys/authsvc.key": auth_key, "keys/signing.key": signing},
+        "authsvc": {
+            "keys/authsvc.key": auth_key,
+            "keys/signing.key": signing,
+            "keys/trusted/usersvc.pem": users_pub,
+        },
     }
     return {svc: (env[svc], files[svc]) for svc in SERVICES}
 
