@@ -29,7 +29,7 @@ from libs.platform.testing.launch import (
     write_private_key,
 )
 from libs.platform.testing.postgres import PostgresCluster, create_database
-from tools.local.shared import SERVICES, print_up, stop_on_signals
+from tools.local.shared import SERVICES, add_port_arguments, print_up, stop_on_signals
 
 # Services that call other services, and so sign service tokens with their own key.
 CALLERS = ("authsvc", "paymentsvc", "usersvc")
@@ -79,15 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, _, _ in SERVICES:
         parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument(
-        "--base-port", type=int, default=50051, help="gRPC port of usersvc; the others follow"
-    )
-    parser.add_argument(
-        "--metrics-base-port",
-        type=int,
-        default=9091,
-        help="metrics port of usersvc; the others follow (0: any free port)",
-    )
+    add_port_arguments(parser)
     args = parser.parse_args(argv)
     ports = {name: args.base_port + offset for name, _, offset in SERVICES}
 

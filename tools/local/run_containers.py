@@ -35,7 +35,7 @@ from tools.containers import database
 from tools.containers.docker import Docker
 from tools.containers.hostnet import HostNetwork
 from tools.containers.system import Containers, Running, load_images, overlay_specs
-from tools.local.shared import SERVICES, print_up, stop_on_signals
+from tools.local.shared import SERVICES, add_port_arguments, print_up, stop_on_signals
 
 NAMES = tuple(name for name, _, _ in SERVICES)
 
@@ -54,15 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kustomize", required=True, type=Path, help="deploy/kustomize (its base and overlays/dev)"
     )
-    parser.add_argument(
-        "--base-port", type=int, default=50051, help="gRPC port of usersvc; the others follow"
-    )
-    parser.add_argument(
-        "--metrics-base-port",
-        type=int,
-        default=9091,
-        help="metrics port of usersvc; the others follow (0: any free port). The manifests "
-        "say 9090 for all three, which would collide on one host network.",
+    add_port_arguments(
+        parser,
+        metrics_note=". The manifests say 9090 for all three, which would collide on one "
+        "host network.",
     )
     return parser
 

@@ -7,6 +7,7 @@ dev overlay wires them. Both listen on the same ports and print the same lines, 
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
 
@@ -17,6 +18,19 @@ SERVICES = (
     ("authsvc", "auth_db", 2),
 )
 BANNER = "local system is up (Ctrl-C to stop):"
+
+
+def add_port_arguments(parser: argparse.ArgumentParser, metrics_note: str = "") -> None:
+    """--base-port and --metrics-base-port: both modes listen on the same ports."""
+    parser.add_argument(
+        "--base-port", type=int, default=50051, help="gRPC port of usersvc; the others follow"
+    )
+    parser.add_argument(
+        "--metrics-base-port",
+        type=int,
+        default=9091,
+        help="metrics port of usersvc; the others follow (0: any free port)" + metrics_note,
+    )
 
 
 def stop_on_signals() -> threading.Event:

@@ -23,6 +23,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tools.containers.render import RenderError, kustomize_command
 from tools.pytest.workspace import workspace_root
 
 # The cluster version the manifests must be valid for: k3d's k3s and the kubectl in use.
@@ -52,19 +53,6 @@ TRUST_CONFIGMAPS = {configmap for configmap, _ in TRUSTED_KEYS.values()}
 
 
 KUSTOMIZE_DIR = workspace_root("deploy/kustomize", __file__) / "deploy/kustomize"
-
-
-def kustomize_command() -> list[str]:
-    explicit = os.environ.get("KUSTOMIZE")
-    if explicit:
-        return [explicit, "build"]
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    pytest.fail(
-        "neither kustomize nor kubectl found: install kustomize (or set KUSTOMIZE=/path/to/kustomize)"
-    )
 
 
 def pem_private(key: Ed25519PrivateKey) -> str:
@@ -122,7 +110,10 @@ def copy_tree(dest: Path, prod_files: dict[str, str]) -> Path:
 
 
 def kustomize_build(overlay_dir: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [*kustomize_command(), str(overlay_dir)]
+    try:
+        cmd = [*kustomize_command(), str(overlay_dir)]
+    except RenderError as exc:
+        pytest.fail(str(exc))
     env = {**os.environ, "HOME": os.environ.get("HOME") or str(overlay_dir)}
     # The argv is this file's own: a fixed tool name or the KUSTOMIZE path the caller chose.
     return subprocess.run(  # noqa: S603
