@@ -30,20 +30,13 @@ from libs.platform.testing.launch import (
     wait_healthy,
     write_private_key,
 )
+from libs.platform.testing.net import free_port
 from libs.platform.testing.postgres import PostgresCluster, create_database
 from tests.e2e.flood import probe_logins, start_flood
 from user.v1 import user_pb2, user_pb2_grpc
 
 EMAIL = "victim@example.com"
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def keys(directory: Path) -> dict[str, dict[str, str]]:

@@ -3,7 +3,6 @@ tools/local/run.py wires them."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.auth import private_pem
+from libs.platform.testing.net import free_port, ipv6_loopback
 from libs.platform.testing.security import ServiceKeys, bearer
 from payment.v1 import payment_pb2_grpc
 from services.authsvc import app as authapp
@@ -32,21 +32,6 @@ CHEAP_ARGON2: dict[str, Any] = {
     "argon2_memory_kib": 1024,
     "argon2_parallelism": 1,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 @dataclass

@@ -6,7 +6,6 @@ service "tester", and paymentsvc/authsvc carry their own service keys to usersvc
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +15,6 @@ from services.paymentsvc.config import Settings as PaySettings
 from services.usersvc.config import Settings as UserSettings
 
 TESTER = "tester"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

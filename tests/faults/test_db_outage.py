@@ -16,11 +16,12 @@ import asyncpg
 import grpc
 import pytest
 
+from libs.platform.testing.net import free_port
 from libs.platform.testing.postgres import PostgresCluster, create_database
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.paymentsvc import app as payapp
 from services.usersvc import app as userapp
-from tests.faults.system import Credentials, free_port, payment_settings, user_settings
+from tests.faults.system import Credentials, payment_settings, user_settings
 from user.v1 import user_pb2, user_pb2_grpc
 
 PAYMENTS = 40

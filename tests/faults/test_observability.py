@@ -14,9 +14,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs.platform.testing.net import free_port
 from services.authsvc import app as authapp
 from services.usersvc import app as userapp
-from tests.faults.system import Credentials, auth_settings, free_port, user_settings
+from tests.faults.system import Credentials, auth_settings, user_settings
 from user.v1 import user_pb2, user_pb2_grpc
 
 LOGIN = "/auth.v1.AuthService/Login"

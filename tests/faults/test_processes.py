@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs.platform.testing.net import free_port
 from libs.platform.testing.processes import ServiceProcess
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.authsvc import app as authapp
@@ -23,7 +24,6 @@ from tests.faults.system import (
     USER_ENV_CHEAP_ARGON2,
     Credentials,
     auth_settings,
-    free_port,
     payment_settings,
 )
 from user.v1 import user_pb2, user_pb2_grpc

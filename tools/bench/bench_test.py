@@ -21,6 +21,7 @@ import grpc
 import pytest
 
 from libs.platform.testing.launch import wait_healthy
+from libs.platform.testing.net import free_port
 from tools.bench import h2load, profile
 from tools.bench.h2load import H2Load, MetricsUnavailable
 from tools.bench.load import LoadGenerator, percentile
@@ -30,16 +31,10 @@ from user.v1 import user_pb2, user_pb2_grpc
 EMPTY_SERVER = os.environ.get("EMPTY_SERVER", "")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _free_port_pair() -> int:
     """A port p with p + 1 free too (worker i serves metrics on METRICS_PORT + i)."""
     for _ in range(50):
-        port = _free_port()
+        port = free_port()
         with socket.socket() as s:
             try:
                 s.bind(("0.0.0.0", port + 1))  # noqa: S104 - where the endpoint binds
@@ -86,7 +81,7 @@ class Served:
 
 @contextlib.contextmanager
 def _serving(workers: int, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
-    port, metrics_port = _free_port(), _free_port_pair()
+    port, metrics_port = free_port(), _free_port_pair()
     proc = _start(str(workers), port, metrics_port, extra_env)
     urls = [f"http://127.0.0.1:{metrics_port + i}/metrics" for i in range(workers)]
     try:
@@ -136,7 +131,7 @@ def _scrape(port: int) -> str:
 
 
 def test_each_worker_serves_its_own_metrics_port() -> None:
-    port, metrics_port = _free_port(), _free_port_pair()
+    port, metrics_port = free_port(), _free_port_pair()
     proc = _start("2", port, metrics_port)
     try:
         wait_healthy(f"127.0.0.1:{port}", proc)
@@ -157,7 +152,7 @@ def test_each_worker_serves_its_own_metrics_port() -> None:
 
 
 def test_invalid_workers_is_a_config_error() -> None:
-    proc = _start("zero", _free_port())
+    proc = _start("zero", free_port())
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert b"WORKERS: must be an integer from 1 to 64" in err
@@ -214,7 +209,7 @@ def test_h2load_measures_calls_on_every_worker(two_workers: Served) -> None:
 def test_h2load_counts_grpc_failures_as_errors_not_calls() -> None:
     # With AUTHSVC_ADDR set the empty server requires a token; a call without one is
     # refused (UNAUTHENTICATED) before authsvc would be asked, so none needs to run.
-    with _serving(1, {"AUTHSVC_ADDR": f"127.0.0.1:{_free_port()}"}) as served:
+    with _serving(1, {"AUTHSVC_ADDR": f"127.0.0.1:{free_port()}"}) as served:
         result = _h2load().run(
             "GetUser",
             served.addr,
@@ -255,7 +250,7 @@ def test_h2load_fails_without_the_servers_metrics(two_workers: Served) -> None:
             duration_s=0.3,
             warmup_s=0,
             user_id="u",
-            metrics_urls=[f"http://127.0.0.1:{_free_port()}/metrics"],
+            metrics_urls=[f"http://127.0.0.1:{free_port()}/metrics"],
         )
 
 

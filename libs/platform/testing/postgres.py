@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -27,6 +26,8 @@ from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from libs.platform.testing.net import free_port
 
 # The database superuser initdb creates (a role inside the cluster, not an OS account).
 PG_USER = "postgres"
@@ -140,12 +141,6 @@ def find_bindir() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def with_database(dsn: str, dbname: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
@@ -244,7 +239,7 @@ class PostgresCluster:
             )
             last: Exception | None = None
             for _ in range(3):  # the free port can be taken between probe and bind
-                self.port = _free_port()
+                self.port = free_port()
                 try:
                     self._pg_ctl_start()
                     return self

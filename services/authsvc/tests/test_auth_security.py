@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 
 import grpc
 import jwt
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.auth import jwk_x, key_from_jwk_x, private_pem, public_pem
+from libs.platform.testing.grpc_errors import retry_delay
+from libs.platform.testing.net import ipv6_loopback
 from libs.platform.testing.security import HOSTILE, SQL_METACHARACTERS, expect_refused
 from services.authsvc import app
 
@@ -22,16 +21,6 @@ from .conftest import make_settings
 
 PASSWORD = "correct horse"
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-def retry_delay(err: grpc.aio.AioRpcError) -> int:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.RetryInfo()
-        if detail.Unpack(info):
-            return info.retry_delay.seconds
-    raise AssertionError("no RetryInfo detail")
 
 
 @contextlib.asynccontextmanager
@@ -43,15 +32,6 @@ async def started(database_url, fake_users, service_key_file, **kw):
         _,
     ):
         yield running, stub
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 @contextlib.asynccontextmanager

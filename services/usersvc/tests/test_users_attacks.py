@@ -18,11 +18,9 @@ import asyncpg
 import grpc
 import jwt
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from libs.platform.migrations import apply_migrations
-from libs.platform.testing.grpc_errors import field_violations
+from libs.platform.testing.grpc_errors import field_violations, retry_delay
 from libs.platform.testing.security import bearer, expect_refused
 from services.usersvc import app
 from user.v1 import user_pb2, user_pb2_grpc
@@ -62,16 +60,6 @@ INVISIBLE = [
     "\ue000",
     "\U000effff",
 ]
-
-
-def retry_delay(err: grpc.aio.AioRpcError) -> int:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.RetryInfo()
-        if detail.Unpack(info):
-            return info.retry_delay.seconds
-    raise AssertionError("no RetryInfo detail")
 
 
 async def signup(stub, email: str, password: str = PASSWORD) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import grpc
 import pytest
 
+from libs.platform.testing.net import free_port
 from tools.containers import database
 from tools.containers.docker import Docker
 from tools.containers.hostnet import HostNetwork
@@ -38,12 +38,6 @@ from tools.pytest.workspace import workspace_root
 
 SERVICES = ("usersvc", "paymentsvc", "authsvc")
 NONROOT = "65532"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tarball(svc: str) -> Path:
@@ -78,7 +72,7 @@ def system(
 ) -> Iterator[System]:
     pg = urlsplit(pg_admin_dsn)
     # Metrics ports too: all three manifests say 9090, which collides on one host network.
-    ports = {svc: {"grpc": _free_port(), "metrics": _free_port()} for svc in SERVICES}
+    ports = {svc: {"grpc": free_port(), "metrics": free_port()} for svc in SERVICES}
     host = HostNetwork(ports, {"postgres": f"{pg.hostname}:{pg.port or 5432}"})
     kustomize_dir = workspace_root("deploy/kustomize", __file__) / "deploy/kustomize"
     specs, rewrites = overlay_specs(kustomize_dir, "dev", SERVICES, host)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs.platform.testing.net import free_port
 from libs.platform.testing.postgres import create_database
 from tools.oci.tests.container import Container, unpack
 from tools.oci.tests.flow import signup_login_pay_list
@@ -34,12 +34,6 @@ from tools.oci.tests.flow import signup_login_pay_list
 SERVICES = ("usersvc", "paymentsvc", "authsvc")
 # Inside each container: the only writable place is its own /tmp tmpfs (Container).
 SECRETS = "/tmp/keys"  # noqa: S108
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tarball(svc: str) -> Path:
@@ -109,7 +103,7 @@ def _keypair() -> tuple[bytes, bytes]:
 
 def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict[str, bytes]]]:
     """Environment and secret files per service, as deploy/kustomize wires them."""
-    ports = {svc: _free_port() for svc in SERVICES}
+    ports = {svc: free_port() for svc in SERVICES}
     signing, _ = _keypair()
     auth_key, auth_pub = _keypair()
     pay_key, pay_pub = _keypair()
@@ -124,7 +118,7 @@ def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict
             **common,
             "DATABASE_URL": asyncio.run(create_database(pg_admin_dsn)),
             "GRPC_PORT": str(ports[svc]),
-            "METRICS_PORT": str(_free_port()),
+            "METRICS_PORT": str(free_port()),
         }
         for svc in SERVICES
     }

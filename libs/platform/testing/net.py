@@ -1,0 +1,23 @@
+"""Loopback addresses for tests: a free port, and whether IPv6 loopback exists here."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it; another process could still
+    take it before the caller binds, which loopback tests accept)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ipv6_loopback() -> bool:
+    """Whether ::1 can be bound: containers and CI runners without IPv6 have none."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
