@@ -27,6 +27,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from libs.platform.rpc_types import Context
+
 T = TypeVar("T")
 
 # Caps a key built from a peer string we do not recognise.
@@ -52,17 +54,16 @@ def retry_status(message: str, retry_after: float) -> grpc.Status:
         message=f"{message}; retry in {seconds} s",
         details=[detail],
     )
-    return rpc_status.to_status(status)
+    grpc_status: grpc.Status = rpc_status.to_status(status)
+    return grpc_status
 
 
-async def abort_retry_later(
-    context: grpc.aio.ServicerContext, message: str, retry_after: float
-) -> NoReturn:
+async def abort_retry_later(context: Context, message: str, retry_after: float) -> NoReturn:
     await context.abort_with_status(retry_status(message, retry_after))
     raise AssertionError("abort_with_status returns only by raising")
 
 
-async def abort_overloaded(context: grpc.aio.ServicerContext, exc: Overloaded) -> NoReturn:
+async def abort_overloaded(context: Context, exc: Overloaded) -> NoReturn:
     await abort_retry_later(context, exc.message, exc.retry_after)
 
 

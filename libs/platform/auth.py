@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from auth.v1 import auth_pb2
 from libs.platform import config as c
 from libs.platform.errors import PermissionDenied, Unauthenticated, Unavailable
+from libs.platform.rpc_types import Context, Continuation, Handler, unary_behavior
 
 log = logging.getLogger(__name__)
 
@@ -210,14 +211,25 @@ class BearerClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         self._signer = signer
         self._audience = audience
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
         metadata = [
             (k, v)
             for k, v in (client_call_details.metadata or ())
             if k.lower() != AUTHORIZATION_HEADER
         ]
         metadata.append((AUTHORIZATION_HEADER, f"Bearer {self._signer.token_for(self._audience)}"))
-        details = client_call_details._replace(metadata=grpc.aio.Metadata(*metadata))
+        details = grpc.aio.ClientCallDetails(
+            method=client_call_details.method,
+            timeout=client_call_details.timeout,
+            metadata=grpc.aio.Metadata(*metadata),
+            credentials=client_call_details.credentials,
+            wait_for_ready=client_call_details.wait_for_ready,
+        )
         return await continuation(details, request)
 
 
@@ -338,7 +350,9 @@ class TokenVerifier:
             return self._verify_service(token, iss)
         return await self._verify_user(token, header.get("kid"))
 
-    def _decode(self, token: str, key: Ed25519PublicKey, *, issuer: str, audience: str) -> dict:
+    def _decode(
+        self, token: str, key: Ed25519PublicKey, *, issuer: str, audience: str
+    ) -> dict[str, Any]:
         try:
             return jwt.decode(
                 token,
@@ -415,22 +429,22 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method in self._public or method.startswith(ALWAYS_PUBLIC_PREFIXES):
             return handler
-        if handler.unary_unary is None:
+        inner = unary_behavior(handler)
+        if inner is None:
             # Only health and reflection stream today; an unguarded stream would be a hole,
             # so until one is needed they are refused (UNIMPLEMENTED).
-            return None  # type: ignore[return-value]
-        inner = handler.unary_unary
+            return None
         token = bearer_token(handler_call_details.invocation_metadata)
         verifier = self._verifier
 
-        async def authenticated(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def authenticated(request: Any, context: Context) -> Any:
             if token is None:
                 raise Unauthenticated(
                     "authentication required: send `authorization: Bearer <token>` metadata"

@@ -60,6 +60,7 @@ def load_settings(cls: type[T], env: Mapping[str, str] | None = None) -> T:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     problems: list[str] = []
+    # T is any settings dataclass; the stubs want a DataclassInstance, a typeshed-only name.
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         name = f.name.upper()
         raw = env.get(name)

@@ -58,7 +58,7 @@ async def _reset(conn: asyncpg.Connection) -> None:
     await conn.reset()
 
 
-class _Acquire:
+class Acquire:
     """pool.acquire()'s context, noting a clean exit so the release can skip the reset."""
 
     __slots__ = ("_conn", "_ctx")
@@ -87,13 +87,13 @@ class DatabaseUnavailable(Unavailable):
     pass
 
 
-def acquire(pool: asyncpg.Pool, timeout: float) -> _Acquire:
+def acquire(pool: asyncpg.Pool, timeout: float) -> Acquire:
     """pool.acquire bounded by both `timeout` and the current call's deadline.
 
     A short bound matters during an outage: acquiring reconnects, and a caller should get
     UNAVAILABLE promptly rather than wait out a long connect.
     """
-    return _Acquire(pool.acquire(timeout=deadlines.budget(timeout)))
+    return Acquire(pool.acquire(timeout=deadlines.budget(timeout)))
 
 
 def query_timeout() -> float:

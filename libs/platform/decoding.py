@@ -14,7 +14,7 @@ observability interceptor logs and counts the call with its INVALID_ARGUMENT cod
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 
 from libs.platform.errors import InvalidArgument, ServiceError
 from libs.platform.interceptors import status_of
+from libs.platform.rpc_types import Context, Continuation, Handler
 
 # Nested messages deeper than this are not searched for the bad field (protobuf itself
 # refuses nesting beyond 100); the answer then names no field.
@@ -80,7 +81,7 @@ def _bad_utf8_field(descriptor: Descriptor, data: bytes, depth: int = 0) -> str 
                 try:
                     chunk.decode("utf-8")
                 except UnicodeDecodeError:
-                    return field.name
+                    return str(field.name)
             elif field.type == FieldDescriptor.TYPE_MESSAGE and depth < MAX_SEARCH_DEPTH:
                 inner = _bad_utf8_field(field.message_type, chunk, depth + 1)
                 if inner is not None:
@@ -127,18 +128,18 @@ def _tolerant(deserializer: Callable[[bytes], Any], *, streaming: bool) -> Calla
     return deserialize
 
 
-async def _refuse(context: grpc.aio.ServicerContext, failure: Undecodable) -> None:
+async def _refuse(context: Context, failure: Undecodable) -> None:
     await context.abort_with_status(rpc_status.to_status(status_of(failure.error)))
 
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+Behavior = Callable[[Any, Context], Any]
 
 
 def _guarded(inner: Behavior) -> Behavior | None:
     """`inner` refusing undecodable requests; None for a behaviour of a kind not wrapped."""
     if inspect.isasyncgenfunction(inner):
 
-        async def responses(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def responses(request: Any, context: Context) -> AsyncIterator[Any]:
             if isinstance(request, Undecodable):
                 await _refuse(context, request)
             try:
@@ -150,7 +151,7 @@ def _guarded(inner: Behavior) -> Behavior | None:
         return responses
     if inspect.iscoroutinefunction(inner):
 
-        async def response(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def response(request: Any, context: Context) -> Any:
             if isinstance(request, Undecodable):
                 await _refuse(context, request)
             try:
@@ -170,7 +171,7 @@ _HANDLER_FACTORIES = {
 }
 
 
-def guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def guard(handler: Handler) -> Handler:
     """The same method, answering INVALID_ARGUMENT to request bytes that do not parse."""
     if handler.request_deserializer is None:
         return handler  # the method takes raw bytes: nothing can fail to parse
@@ -198,13 +199,13 @@ class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self) -> None:
         # Registered handlers are created once, so each method is wrapped once.
-        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._guarded: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler

@@ -25,6 +25,12 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 Check = Callable[[], Awaitable[bool]]
 
+_CHECK_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
 
 def pool_check(pool: asyncpg.Pool, timeout: float = 1.0) -> Check:
     """True when a pooled connection answers `SELECT 1` within `timeout` seconds."""
@@ -33,8 +39,8 @@ def pool_check(pool: asyncpg.Pool, timeout: float = 1.0) -> Check:
         try:
             async with asyncio.timeout(timeout):
                 async with pool.acquire() as conn:
-                    return await conn.fetchval("SELECT 1") == 1
-        except (*CONNECTION_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    return bool(await conn.fetchval("SELECT 1") == 1)
+        except _CHECK_ERRORS:
             return False
 
     return check

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -20,6 +19,7 @@ from libs.platform.db import CONNECTION_ERRORS
 from libs.platform.errors import InvalidArgument, ServiceError
 from libs.platform.logs import request_id_var
 from libs.platform.metrics import Metrics
+from libs.platform.rpc_types import Context, Continuation, Handler, unary_behavior
 
 log = logging.getLogger("rpc")
 
@@ -82,17 +82,17 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        inner = unary_behavior(handler) if handler is not None else None
+        if handler is None or inner is None:
             # Health watch and reflection are streaming; they need no mapping.
             return handler
         method = handler_call_details.method
-        inner = handler.unary_unary
 
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: Context) -> Any:
             rid = _request_id(handler_call_details)
             token = request_id_var.set(rid)
             deadline_token = deadlines.set_from_remaining(context.time_remaining())

@@ -16,7 +16,7 @@ import os
 import queue
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -81,7 +81,7 @@ class _ContextQueueHandler(logging.handlers.QueueHandler):
 BATCH_SECONDS = 0.02
 
 
-class _BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _BatchingStreamHandler(logging.StreamHandler[Any]):
     """Formats each record into a batch; flush() writes the batch with one write."""
 
     def __init__(self, stream: Any) -> None:
@@ -95,7 +95,9 @@ class _BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
+        lock = self.lock
+        assert lock is not None  # Handler.__init__ made it
+        with lock:
             if self._pending:
                 text = "\n".join(self._pending) + "\n"
                 self._pending.clear()
@@ -106,15 +108,20 @@ class _BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 class _BatchingListener(logging.handlers.QueueListener):
     """Drains the queue in batches: when it runs dry, write out, then pause briefly."""
 
+    @property
+    def _queue(self) -> queue.Queue[logging.LogRecord]:
+        # The stubs allow any queue-like object; the one given here is a queue.Queue.
+        return cast("queue.Queue[logging.LogRecord]", self.queue)
+
     def dequeue(self, block: bool) -> logging.LogRecord:
         try:
-            return self.queue.get_nowait()
+            return self._queue.get_nowait()
         except queue.Empty:
             pass
         for handler in self.handlers:
             handler.flush()
         time.sleep(BATCH_SECONDS)
-        return self.queue.get(block)
+        return self._queue.get(block)
 
     def stop(self) -> None:
         super().stop()  # handles everything queued, then the thread ends
@@ -184,8 +191,8 @@ def setup_logging(level: str = "INFO", service: str | None = None, stream: Any =
     root.setLevel(level.upper())
     # Per-record work nothing here reads (the JSON has no file, line, thread or task
     # fields): the logging HOWTO's "Optimization" section lists these switches.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging.logAsyncioTasks = False  # type: ignore[attr-defined]
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # 3.12+, not in the stubs

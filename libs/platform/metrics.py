@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
+from wsgiref.simple_server import WSGIServer
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -99,7 +99,7 @@ class MetricsEndpoint:
         self, registry: CollectorRegistry, port: int, host: str = DEFAULT_METRICS_ADDRESS
     ) -> None:
         server, thread = start_http_server(port, addr=host, registry=registry)
-        self._server: ThreadingHTTPServer = server
+        self._server: WSGIServer = server
         self._thread: threading.Thread = thread
         self.port: int = server.server_port
         log.info("metrics listening", extra={"host": host, "port": self.port})

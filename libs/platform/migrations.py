@@ -19,15 +19,18 @@ import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(sql|py)$")
 _SUFFIXES = (".sql", ".py")
 
-Step = Callable[[asyncpg.Connection], Awaitable[None]]
+# A pooled connection is a proxy of a Connection, with the same methods.
+Step = Callable[["asyncpg.Connection[Any] | PoolConnectionProxy[Any]"], Awaitable[None]]
 # Any fixed 64-bit number works; derived from a string so its purpose is greppable.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"schema_migrations").digest()[:8], "big", signed=True)
 
@@ -58,7 +61,7 @@ def _python_step(path: Path, source: str) -> Step:
     step = getattr(module, "migrate", None)
     if step is None or not callable(step):
         raise MigrationError(f"migration {path.name} defines no `async def migrate(conn)`")
-    return step
+    return cast(Step, step)
 
 
 def load_migrations(directory: Path) -> list[Migration]:

@@ -38,7 +38,8 @@ class ProcessSettings:
 
 
 class RunningApp(Protocol):
-    port: int
+    @property
+    def port(self) -> int: ...
 
     async def stop(self, grace: float | None = ...) -> None: ...
 

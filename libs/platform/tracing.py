@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from libs.platform.rpc_types import Context, Continuation, Handler, unary_behavior
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +75,19 @@ class ServerTracingInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or not enabled():
+        inner = unary_behavior(handler) if handler is not None else None
+        if handler is None or inner is None or not enabled():
             return handler
         method = handler_call_details.method
         carrier = {
             k: v for k, v in handler_call_details.invocation_metadata or () if isinstance(v, str)
         }
-        inner = handler.unary_unary
 
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: Context) -> Any:
             parent = propagate.extract(carrier)
             tracer = trace.get_tracer(_TRACER)
             with tracer.start_as_current_span(

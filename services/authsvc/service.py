@@ -14,6 +14,7 @@ from libs.platform.admission import abort_retry_later, client_address
 from libs.platform.auth import jwk_x, require_service
 from libs.platform.errors import InvalidArgument, Unauthenticated, Unavailable, Violations
 from libs.platform.protoutil import timestamp
+from libs.platform.rpc_types import Context
 from services.authsvc.keys import KeyRing
 from services.authsvc.store import RefreshTokenStore, RotateOutcome
 from services.authsvc.throttle import Attempt, LoginThrottle
@@ -53,7 +54,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     def __init__(
         self,
         store: RefreshTokenStore,
-        users: user_pb2_grpc.UserServiceStub,
+        users: user_pb2_grpc.UserServiceAsyncStub,
         issuer: TokenIssuer,
         *,
         users_timeout: float,
@@ -70,7 +71,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self._throttle = throttle
 
     async def Login(  # noqa: N802 - gRPC method names
-        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.LoginRequest, context: Context
     ) -> auth_pb2.LoginResponse:
         bad = Violations()
         email: emails.Email | None = None
@@ -136,7 +137,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def RefreshToken(  # noqa: N802
-        self, request: auth_pb2.RefreshTokenRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.RefreshTokenRequest, context: Context
     ) -> auth_pb2.RefreshTokenResponse:
         old = _refresh_token_arg(request.refresh_token)
         new = new_refresh_token()
@@ -153,7 +154,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def Logout(  # noqa: N802
-        self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.LogoutRequest, context: Context
     ) -> auth_pb2.LogoutResponse:
         token = _refresh_token_arg(request.refresh_token)
         # Revoking the whole family also kills any successor of an older token.
@@ -161,7 +162,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.LogoutResponse()
 
     async def GetJwks(  # noqa: N802
-        self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.GetJwksRequest, context: Context
     ) -> auth_pb2.GetJwksResponse:
         return auth_pb2.GetJwksResponse(
             keys=[
@@ -173,7 +174,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def RevokeUserSessions(  # noqa: N802
-        self, request: auth_pb2.RevokeUserSessionsRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.RevokeUserSessionsRequest, context: Context
     ) -> auth_pb2.RevokeUserSessionsResponse:
         require_service(REVOKE_SESSIONS_CALLERS)
         user_id = v.uuid_str(request.user_id, "user_id")

@@ -50,7 +50,7 @@ class RefreshTokenStore:
         self._pool = pool
         self._timeout = acquire_timeout
 
-    def _conn(self):
+    def _conn(self) -> db.Acquire:
         return db.acquire(self._pool, self._timeout)
 
     async def create(

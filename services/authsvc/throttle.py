@@ -140,6 +140,7 @@ class LoginThrottle:
             pair = await conn.fetchrow(
                 _PAIR_FAILURES, attempt.pair_scope, _seconds(p.pair_memory_seconds)
             )
+            assert pair is not None  # an aggregate: always one row
             backoff = p.backoff(pair["failures"])
             if backoff > 0:
                 waits.append(backoff - float(pair["since_last"]))

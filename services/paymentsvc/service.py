@@ -24,6 +24,7 @@ from libs.platform.errors import (
     Violations,
 )
 from libs.platform.protoutil import timestamp
+from libs.platform.rpc_types import Context
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.paymentsvc.currencies import ACTIVE_CURRENCIES
 from services.paymentsvc.store import NewPayment, PaymentRow, PaymentStore
@@ -78,7 +79,7 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
     def __init__(
         self,
         store: PaymentStore,
-        users: user_pb2_grpc.UserServiceStub,
+        users: user_pb2_grpc.UserServiceAsyncStub,
         *,
         default_currency: str,
         users_timeout: float,
@@ -197,7 +198,7 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
             raise
 
     async def CreatePayment(  # noqa: N802 - gRPC method names
-        self, request: payment_pb2.CreatePaymentRequest, context: grpc.aio.ServicerContext
+        self, request: payment_pb2.CreatePaymentRequest, context: Context
     ) -> payment_pb2.CreatePaymentResponse:
         new = self._validate_create(request)
         require_user_or_service(new.user_id)
@@ -217,7 +218,7 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         )
 
     async def GetPayment(  # noqa: N802
-        self, request: payment_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
+        self, request: payment_pb2.GetPaymentRequest, context: Context
     ) -> payment_pb2.GetPaymentResponse:
         payment_id = v.uuid_str(request.payment_id, "payment_id")
         await self._require_live_user_caller()
@@ -229,7 +230,7 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         return payment_pb2.GetPaymentResponse(payment=_payment_pb(row))
 
     async def ListPayments(  # noqa: N802
-        self, request: payment_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
+        self, request: payment_pb2.ListPaymentsRequest, context: Context
     ) -> payment_pb2.ListPaymentsResponse:
         user_id = v.uuid_str(request.user_id, "user_id")
         require_user_or_service(user_id)

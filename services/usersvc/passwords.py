@@ -39,14 +39,13 @@ class Passwords:
         parallelism: int | None = None,
         lanes: Lanes | None = None,
     ) -> None:
-        kwargs: dict[str, int] = {}
-        if time_cost is not None:
-            kwargs["time_cost"] = time_cost
-        if memory_kib is not None:
-            kwargs["memory_cost"] = memory_kib
-        if parallelism is not None:
-            kwargs["parallelism"] = parallelism
-        self._hasher = PasswordHasher(**kwargs)  # argon2id is the default type
+        # argon2-cffi's defaults (RFC 9106's low-memory profile) for what is not given.
+        default = PasswordHasher()
+        self._hasher = PasswordHasher(  # argon2id is the default type
+            time_cost=default.time_cost if time_cost is None else time_cost,
+            memory_cost=default.memory_cost if memory_kib is None else memory_kib,
+            parallelism=default.parallelism if parallelism is None else parallelism,
+        )
         # Verified against for unknown emails so both failure paths cost the same.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         lanes = lanes or Lanes()

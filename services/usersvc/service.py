@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
-
 from libs.platform import db, emails, pagetokens
 from libs.platform import validation as v
 from libs.platform.admission import (
@@ -25,6 +23,7 @@ from libs.platform.errors import (
     Unauthenticated,
 )
 from libs.platform.protoutil import timestamp
+from libs.platform.rpc_types import Context
 from services.usersvc.passwords import Passwords
 from services.usersvc.sessions import SessionRevoker
 from services.usersvc.store import UserRow, UserStore, duplicate_email
@@ -115,7 +114,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         )
 
     async def CreateUser(  # noqa: N802 - gRPC method names
-        self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.CreateUserRequest, context: Context
     ) -> user_pb2.CreateUserResponse:
         # Cheapest check first: a flood from one address is refused before any other work.
         wait = self._signups.take(client_address(context.peer()))
@@ -154,14 +153,14 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         return row
 
     async def GetUser(  # noqa: N802
-        self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.GetUserRequest, context: Context
     ) -> user_pb2.GetUserResponse:
         user_id = v.uuid_str(request.user_id, "user_id")
         require_user_or_service(user_id)
         return user_pb2.GetUserResponse(**_user_fields(await self._get(user_id)))
 
     async def UpdateUser(  # noqa: N802
-        self, request: user_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.UpdateUserRequest, context: Context
     ) -> user_pb2.UpdateUserResponse:
         has = request.HasField
         user_id, email, password, display_name, current = _collect(
@@ -185,9 +184,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
             await self._sessions.deliver_for(user_id)
         return user_pb2.UpdateUserResponse(user=_user_pb(row))
 
-    async def _new_password(
-        self, context: grpc.aio.ServicerContext, user_id: str, current: str, new: str
-    ) -> str:
+    async def _new_password(self, context: Context, user_id: str, current: str, new: str) -> str:
         """The new password's hash, once the caller has proven it knows the current one.
 
         A stolen access token must not be enough to take the account over, nor to guess the
@@ -207,7 +204,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
             await abort_overloaded(context, exc)
 
     async def DeleteUser(  # noqa: N802
-        self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.DeleteUserRequest, context: Context
     ) -> user_pb2.DeleteUserResponse:
         user_id = v.uuid_str(request.user_id, "user_id")
         require_user_or_service(user_id)
@@ -217,7 +214,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         return user_pb2.DeleteUserResponse(success=True)
 
     async def ListUsers(  # noqa: N802
-        self, request: user_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.ListUsersRequest, context: Context
     ) -> user_pb2.ListUsersResponse:
         # Listing every account is an operator's job, done through a service identity.
         require_service()
@@ -229,7 +226,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         )
 
     async def BatchGetUsers(  # noqa: N802
-        self, request: user_pb2.BatchGetUsersRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.BatchGetUsersRequest, context: Context
     ) -> user_pb2.BatchGetUsersResponse:
         require_service()
         if not request.user_ids:
@@ -250,7 +247,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         return user_pb2.BatchGetUsersResponse(users=[_user_pb(rows[u]) for u in user_ids])
 
     async def VerifyCredentials(  # noqa: N802
-        self, request: user_pb2.VerifyCredentialsRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.VerifyCredentialsRequest, context: Context
     ) -> user_pb2.VerifyCredentialsResponse:
         require_service(VERIFY_CREDENTIALS_CALLERS)
         email, password = _collect(

@@ -29,7 +29,7 @@ class SessionRevoker:
     def __init__(
         self,
         store: UserStore,
-        authsvc: auth_pb2_grpc.AuthServiceStub,
+        authsvc: auth_pb2_grpc.AuthServiceAsyncStub,
         *,
         timeout: float,
         retry_seconds: float,

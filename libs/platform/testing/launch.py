@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -44,7 +45,7 @@ def public_pem(key: Ed25519PrivateKey) -> bytes:
     )
 
 
-def wait_healthy(addr: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_healthy(addr: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
     """Block until `addr` reports SERVING; fail early if the process exits."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(addr) as ch:

@@ -10,7 +10,8 @@ def free_port() -> int:
     take it before the caller binds, which loopback tests accept)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def ipv6_loopback() -> bool:

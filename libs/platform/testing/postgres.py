@@ -161,9 +161,13 @@ class PostgresCluster:
         self._run_as: dict[str, Any] = {}
 
     @property
+    def _tmp(self) -> Path:
+        assert self.tmpdir is not None, "the cluster has not been started"
+        return self.tmpdir
+
+    @property
     def datadir(self) -> Path:
-        assert self.tmpdir is not None
-        return self.tmpdir / "data"
+        return self._tmp / "data"
 
     @property
     def admin_dsn(self) -> str:
@@ -327,7 +331,7 @@ class PostgresCluster:
                 *argv,
             ]
             env = self._run_as["env"]
-        out = os.open(str(self.tmpdir / "pg_ctl.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        out = os.open(str(self._tmp / "pg_ctl.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             pid = os.posix_spawn(
                 path,
@@ -350,7 +354,7 @@ class PostgresCluster:
             time.sleep(0.02)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            output = (self.tmpdir / "pg_ctl.out").read_text(errors="replace")
+            output = (self._tmp / "pg_ctl.out").read_text(errors="replace")
             raise PostgresError(f"pg_ctl start failed ({code}):\n{output}")
 
     def stop(self) -> None:

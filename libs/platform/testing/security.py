@@ -29,6 +29,7 @@ from libs.platform.auth import (
     private_pem,
     public_pem,
 )
+from libs.platform.rpc_types import Context
 
 ISSUER = "authsvc"
 AUDIENCE = "micro"
@@ -111,7 +112,9 @@ class FakeJwksServer(auth_pb2_grpc.AuthServiceServicer):
         signing_key = key or self.keys[kid]
         return jwt.encode(body, signing_key, algorithm="EdDSA", headers={"kid": kid})
 
-    async def GetJwks(self, request, context):  # noqa: N802
+    async def GetJwks(  # noqa: N802
+        self, request: auth_pb2.GetJwksRequest, context: Context
+    ) -> auth_pb2.GetJwksResponse:
         self.calls += 1
         return auth_pb2.GetJwksResponse(
             keys=[
@@ -122,10 +125,13 @@ class FakeJwksServer(auth_pb2_grpc.AuthServiceServicer):
             ]
         )
 
-    async def RevokeUserSessions(self, request, context):  # noqa: N802
+    async def RevokeUserSessions(  # noqa: N802
+        self, request: auth_pb2.RevokeUserSessionsRequest, context: Context
+    ) -> auth_pb2.RevokeUserSessionsResponse:
         if self.revoke_fails is not None:
             await context.abort(self.revoke_fails, "authsvc is restarting")
-        authorization = dict(context.invocation_metadata()).get("authorization", "")
+        authorization = dict(context.invocation_metadata() or ()).get("authorization", "")
+        assert isinstance(authorization, str)  # only `-bin` metadata carries bytes
         self.revocations.append((request, authorization))
         return auth_pb2.RevokeUserSessionsResponse(revoked_tokens=1)
 

@@ -44,5 +44,6 @@ async def raw_unary(
     metadata: Sequence[tuple[str, str]] | None = None,
 ) -> bytes:
     """Call `method` (e.g. "/payment.v1.PaymentService/GetPayment") with raw request bytes."""
-    call = channel.unary_unary(method)  # no serializers: bytes in, bytes out
+    # No serializers: bytes in, bytes out.
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
     return await call(request, metadata=metadata, timeout=10)

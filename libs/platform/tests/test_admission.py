@@ -31,9 +31,9 @@ def test_retry_status_carries_retry_info() -> None:
     status = retry_status("too many sign-ups", 2.2)
     assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert status.details == "too many sign-ups; retry in 3 s"
-    decoded = status_pb2.Status.FromString(
-        dict(status.trailing_metadata)["grpc-status-details-bin"]
-    )
+    raw = dict(status.trailing_metadata)["grpc-status-details-bin"]
+    assert isinstance(raw, bytes)
+    decoded = status_pb2.Status.FromString(raw)
     info = error_details_pb2.RetryInfo()
     assert decoded.details[0].Unpack(info)
     assert info.retry_delay.seconds == 3

@@ -46,6 +46,7 @@ async def test_failure_closes_pool_and_channels(database_url: str, migrations: P
             raise RuntimeError("servicer could not be built")
     assert pool.is_closing()
     with pytest.raises(grpc.aio.UsageError):
+        # Raw bytes, no serializer: the call must fail before it starts.
         await channel.unary_unary("/x.Y/Z")(b"", timeout=1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -33,7 +34,7 @@ class Downstream(user_pb2_grpc.UserServiceServicer):
 class Middle(user_pb2_grpc.UserServiceServicer):
     """Forwards to Downstream with a generous default timeout of its own."""
 
-    def __init__(self, stub: user_pb2_grpc.UserServiceStub) -> None:
+    def __init__(self, stub: user_pb2_grpc.UserServiceAsyncStub) -> None:
         self.stub = stub
 
     async def GetUser(self, request, context):
@@ -42,7 +43,7 @@ class Middle(user_pb2_grpc.UserServiceServicer):
         )
 
 
-async def serve(servicer) -> tuple:
+async def serve(servicer) -> tuple[Any, Any]:
     server = await start_server(
         [
             ServiceRegistration(

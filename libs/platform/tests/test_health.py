@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import grpc
 import pytest
@@ -58,7 +58,7 @@ async def statuses(channel: grpc.aio.Channel) -> dict[str, int]:
     return out
 
 
-async def wait_for(channel: grpc.aio.Channel, want: dict[str, int], within: float) -> float:
+async def wait_for(channel: grpc.aio.Channel, want: Mapping[str, int], within: float) -> float:
     start = time.monotonic()
     while True:
         got = await statuses(channel)

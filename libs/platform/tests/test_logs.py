@@ -17,14 +17,14 @@ from libs.platform.logs import flush_logging, request_id_var, setup_logging
 @pytest.fixture
 def json_logging() -> Iterator[io.StringIO]:
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, logging._srcfile)  # type: ignore[attr-defined]
+    saved = (root.handlers[:], root.level, logging._srcfile)
     out = io.StringIO()
     setup_logging("INFO", service="t", stream=out)
     try:
         yield out
     finally:
         flush_logging()
-        root.handlers[:], level, logging._srcfile = saved  # type: ignore[attr-defined]
+        root.handlers[:], level, logging._srcfile = saved
         root.setLevel(level)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,9 +70,9 @@ def test_root_without_any_account_says_what_to_do() -> None:
 
 
 def test_no_account_fails_before_making_a_temp_dir(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(postgres.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(postgres.pwd, "getpwnam", users())
-    monkeypatch.setattr(postgres.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(pwd, "getpwnam", users())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(PostgresError, match="no unprivileged account"):
         PostgresCluster(bindir=tmp_path).start()
     assert list(tmp_path.iterdir()) == []
@@ -106,7 +107,7 @@ def test_a_cluster_runs_without_a_postgres_account(monkeypatch) -> None:
             raise KeyError(name)
         return real(name)
 
-    monkeypatch.setattr(postgres.pwd, "getpwnam", without_postgres)
+    monkeypatch.setattr(pwd, "getpwnam", without_postgres)
 
     async def select_one(dsn: str) -> int:
         conn = await asyncpg.connect(dsn)

@@ -99,6 +99,7 @@ def make_settings(database_url: str, users_port: int, **kw: object) -> Settings:
         "usersvc_addr": f"127.0.0.1:{users_port}",
         "usersvc_timeout_seconds": 0.5,
     }
+    # Mixed value types in one dict; Settings checks them itself.
     return Settings(**{**values, **kw})  # type: ignore[arg-type]
 
 

@@ -4,6 +4,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import socket
+from typing import Any
 
 import grpc
 import jwt
@@ -32,7 +33,7 @@ async def login(stub, email: str = "ada@example.com", password: str = PASSWORD):
     return await stub.Login(auth_pb2.LoginRequest(email=email, password=password))
 
 
-def decode(token: str, authsvc) -> dict:
+def decode(token: str, authsvc) -> dict[str, Any]:
     return jwt.decode(
         token,
         authsvc.signing_key.public_key,
@@ -133,7 +134,9 @@ async def test_concurrent_refresh_of_one_token_rotates_once(stub, users) -> None
     ok = [r for r in results if not isinstance(r, BaseException)]
     assert len(ok) == 1
     assert all(
-        e.code() == grpc.StatusCode.UNAUTHENTICATED for e in results if isinstance(e, Exception)
+        e.code() == grpc.StatusCode.UNAUTHENTICATED
+        for e in results
+        if isinstance(e, grpc.aio.AioRpcError)
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.auth import jwk_x, key_from_jwk_x, private_pem, public_pem
@@ -56,7 +57,7 @@ async def started_on_two_addresses(database_url, fake_users, service_key_file, *
         await running.stop(0)
 
 
-def need_second_address(stub) -> auth_pb2_grpc.AuthServiceStub:
+def need_second_address(stub) -> auth_pb2_grpc.AuthServiceAsyncStub:
     if stub is None:
         pytest.skip("needs IPv6 loopback (::1) for a second caller address")
     return stub
@@ -314,6 +315,7 @@ async def test_login_calls_usersvc_as_the_authsvc_service(stub, users, service_k
     assert scheme == "Bearer"
     pem = Path(service_key_file).read_bytes()  # noqa: ASYNC240 - a tiny local file in a test
     key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, Ed25519PrivateKey)
     claims = jwt.decode(
         token, key.public_key(), algorithms=["EdDSA"], audience="usersvc", issuer="service:authsvc"
     )
@@ -323,8 +325,6 @@ async def test_login_calls_usersvc_as_the_authsvc_service(stub, users, service_k
 async def test_get_jwks_publishes_signing_and_retired_keys(
     database_url, fake_users, service_key_file, tmp_path
 ) -> None:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     (tmp_path / "new.pem").write_bytes(private_pem(new))
     retired = tmp_path / "retired"

@@ -129,7 +129,7 @@ async def anon_channel(paymentsvc: app.PaymentApp) -> AsyncIterator[grpc.aio.Cha
 
 
 @pytest.fixture
-def anon(anon_channel: grpc.aio.Channel) -> payment_pb2_grpc.PaymentServiceStub:
+def anon(anon_channel: grpc.aio.Channel) -> payment_pb2_grpc.PaymentServiceAsyncStub:
     return payment_pb2_grpc.PaymentServiceStub(anon_channel)
 
 

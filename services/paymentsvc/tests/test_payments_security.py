@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 import jwt
@@ -40,7 +42,7 @@ def assert_no_internals(err: grpc.aio.AioRpcError) -> None:
 async def test_every_method_requires_a_token(anon, users, jwks) -> None:
     uid = users.add()
     expired = jwks.mint(uid, ttl=-3600)
-    calls = [
+    calls: list[Callable[[Any], Awaitable[Any]]] = [
         lambda md: anon.CreatePayment(
             payment_pb2.CreatePaymentRequest(user_id=uid, amount=1), metadata=md
         ),
@@ -185,7 +187,7 @@ def _token_like(real: str, **changes: object) -> str:
 
 
 # Each is a page token no server made, all accepted by the JSON and base64 layers.
-CRAFTED_TOKENS = {
+CRAFTED_TOKENS: dict[str, dict[str, object]] = {
     # Valid ISO 8601, but 23:59 east of UTC on 1 January of year 1 is in year 0 in UTC.
     "year 1 ahead of UTC": {"t": "0001-01-01T00:00:00+23:59"},
     "year 9999 behind UTC": {"t": "9999-12-31T23:59:59-23:59"},

@@ -35,6 +35,7 @@ def make_settings(database_url: str, jwks_port: int, trusted: str, **kw: object)
         "trusted_service_keys": trusted,
         "jwks_min_refresh_seconds": 0.0,
     }
+    # Mixed value types in one dict; Settings checks them itself.
     return Settings(**{**values, **kw})  # type: ignore[arg-type]
 
 

@@ -118,7 +118,7 @@ async def test_taken_email_is_refused_before_any_hashing(stub, usersvc) -> None:
         hashes += 1
         return await real(password)
 
-    usersvc.passwords.hash = counting  # type: ignore[method-assign]
+    usersvc.passwords.hash = counting
     results = await asyncio.gather(
         *(signup(stub, "VICTIM@x.io", f"guess-{i}-password") for i in range(40)),
         return_exceptions=True,
@@ -183,6 +183,7 @@ async def test_full_signup_lane_refuses_at_once_and_logins_go_on(
             stub = user_pb2_grpc.UserServiceStub(ch)
             victim = await signup(stub, "victim@x.io")
             slow = SlowHasher(running.passwords._hasher)
+            # Duck-typed stand-in for argon2's PasswordHasher: slow on purpose.
             running.passwords._hasher = slow  # type: ignore[assignment]
             first = asyncio.ensure_future(signup(stub, "new0@x.io"))
             assert await asyncio.to_thread(slow.started.wait, 10)
