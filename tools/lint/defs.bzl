@@ -6,6 +6,14 @@ lint_test: ruff, buildifier and shellcheck. typecheck_test: mypy.
 load("@pip//:requirements.bzl", "requirement")
 load("@rules_python//python:defs.bzl", "py_test")
 
+def _own(pattern):
+    """`pattern` in the calling package and its subdirectories that are not packages.
+
+    Not at the top of the workspace: there `**` walks into the bazel-* output links, and
+    Bazel then re-checks every file it met there on every build (seconds per no-op build).
+    """
+    return "**/" + pattern if native.package_name() else pattern
+
 def lint_test(name = "lint_test", extra_srcs = []):
     """Checks every .py, .sh, BUILD.bazel and .bzl file of the calling package.
 
@@ -17,9 +25,8 @@ def lint_test(name = "lint_test", extra_srcs = []):
       extra_srcs: more files to check (e.g. MODULE.bazel, or a shell script without .sh).
     """
     srcs = native.glob(
-        ["**/*.py", "**/*.sh", "**/*.bzl", "BUILD.bazel"],
-        # bazel-* are the output symlinks in the workspace root.
-        exclude = ["bazel-*/**", "**/*_pb2.py", "**/*_pb2_grpc.py"],
+        [_own(p) for p in ["*.py", "*.sh", "*.bzl"]] + ["BUILD.bazel"],
+        exclude = ["**/*_pb2.py", "**/*_pb2_grpc.py"],
         allow_empty = True,
     ) + extra_srcs
     py_test(
@@ -52,7 +59,7 @@ def typecheck_test(name = "typecheck_test", deps = [], exclude = []):
         them on the path so mypy sees the real types, generated proto stubs included.
       exclude: files to leave out (globs).
     """
-    srcs = native.glob(["**/*.py"], exclude = ["bazel-*/**"] + exclude, allow_empty = True)
+    srcs = native.glob([_own("*.py")], exclude = exclude, allow_empty = True)
     py_test(
         name = name,
         size = "medium",
