@@ -682,7 +682,7 @@ def test_each_callee_trusts_exactly_its_callers_keys(rendered, overlay):
     for callee, (configmap, callers) in TRUSTED_KEYS.items():
         name, files = trusted_keys(docs, callee)
         assert name == configmap, callee
-        # The service name a callee accepts is the file name (libs/platform/auth.py).
+        # The service name a callee accepts is the file name (libs/platform/auth/keys.py).
         assert set(files) == {f"{svc}.pem" for svc in callers}, callee
         assert f"{callee}.pem" not in files, f"{callee} must not trust itself"
         for svc in callers:
