@@ -2,7 +2,8 @@
 
 @dataclass(frozen=True)
 class Settings(ServiceSettings, TokenSettings):
-    grpc_port: int = c.grpc_port(50051)  # required here, so each service states its own
+    # Required here, so each service states its own default (services/inventory.bzl).
+    grpc_port: int = c.grpc_port(inventory.service("usersvc").port)
     usersvc_addr: str = ...
 """
 

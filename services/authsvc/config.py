@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs import inventory
 from libs.platform import config as c
 from libs.platform.auth.settings import ServiceIdentitySettings
 from libs.platform.settings import ServiceSettings
@@ -12,8 +13,8 @@ from libs.platform.settings import ServiceSettings
 # key, for RevokeUserSessions) from ServiceIdentitySettings.
 @dataclass(frozen=True)
 class Settings(ServiceSettings, ServiceIdentitySettings):
-    grpc_port: int = c.grpc_port(50053)
-    usersvc_addr: str = c.address("localhost:50051")
+    grpc_port: int = c.grpc_port(inventory.service("authsvc").port)
+    usersvc_addr: str = c.address(inventory.service("usersvc").local_address)
     usersvc_timeout_seconds: float = c.setting(2.0, min=0.05, max=60.0)
     # PEM Ed25519 private key; unset means an ephemeral key (development only).
     auth_signing_key_file: str | None = c.setting(None)

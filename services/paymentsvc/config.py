@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs import inventory
 from libs.platform import config as c
 from libs.platform.auth.settings import TokenSettings
 from libs.platform.settings import ServiceSettings
@@ -16,7 +17,7 @@ def _check_currency(value: str) -> str | None:
 # SERVICE_KEY_FILE (for calls to usersvc) from TokenSettings.
 @dataclass(frozen=True)
 class Settings(ServiceSettings, TokenSettings):
-    grpc_port: int = c.grpc_port(50052)
+    grpc_port: int = c.grpc_port(inventory.service("paymentsvc").port)
     default_currency: str = c.setting("USD", check=_check_currency)
-    usersvc_addr: str = c.address("localhost:50051")
+    usersvc_addr: str = c.address(inventory.service("usersvc").local_address)
     usersvc_timeout_seconds: float = c.setting(2.0, min=0.05, max=60.0)

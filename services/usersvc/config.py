@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs import inventory
 from libs.platform import config as c
 from libs.platform.auth.settings import TokenSettings
 from libs.platform.settings import ServiceSettings
@@ -12,7 +13,7 @@ from libs.platform.settings import ServiceSettings
 # SERVICE_KEY_FILE (for RevokeUserSessions calls to authsvc) from TokenSettings.
 @dataclass(frozen=True)
 class Settings(ServiceSettings, TokenSettings):
-    grpc_port: int = c.grpc_port(50051)
+    grpc_port: int = c.grpc_port(inventory.service("usersvc").port)
     # Unset means argon2-cffi's defaults (the production setting); tests lower them.
     argon2_time_cost: int | None = c.setting(None, min=1)
     argon2_memory_kib: int | None = c.setting(None, min=8)

@@ -1,7 +1,8 @@
 """microctl: talk to the running services over gRPC (generated stubs only, no service code).
 
-Addresses default to localhost:50051/2/3; override with --usersvc/--paymentsvc/--authsvc or
-MICRO_USERSVC_ADDR / MICRO_PAYMENTSVC_ADDR / MICRO_AUTHSVC_ADDR. Every call except
+Addresses default to each service's localhost port (services/inventory.bzl); override with
+--usersvc/--paymentsvc/--authsvc or MICRO_USERSVC_ADDR / MICRO_PAYMENTSVC_ADDR /
+MICRO_AUTHSVC_ADDR. Every call except
 create-user and login needs the access token that `login` prints: pass --token or set
 MICRO_TOKEN (`export MICRO_TOKEN=$(microctl login ... --token-only)`). With TLS on the
 services, pass --ca-file (MICRO_TLS_CA_FILE).
@@ -19,6 +20,7 @@ import grpc
 from google.protobuf import json_format
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs import inventory
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -101,9 +103,9 @@ def list_payments(args: argparse.Namespace) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="microctl", description=__doc__.splitlines()[0])
     env = os.environ.get
-    p.add_argument("--usersvc", default=env("MICRO_USERSVC_ADDR", "localhost:50051"))
-    p.add_argument("--paymentsvc", default=env("MICRO_PAYMENTSVC_ADDR", "localhost:50052"))
-    p.add_argument("--authsvc", default=env("MICRO_AUTHSVC_ADDR", "localhost:50053"))
+    for name in ("usersvc", "paymentsvc", "authsvc"):
+        default = inventory.service(name).local_address
+        p.add_argument(f"--{name}", default=env(f"MICRO_{name.upper()}_ADDR", default))
     p.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
     p.add_argument(
         "--token", default=env("MICRO_TOKEN", ""), help="access token from `login` (MICRO_TOKEN)"

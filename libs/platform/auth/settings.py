@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from libs import inventory
 from libs.platform import config as c
 from libs.platform.auth.jwks import JwksCache, fetch_jwks
 from libs.platform.auth.keys import load_trusted_service_keys
@@ -42,7 +43,7 @@ class ServiceIdentitySettings:
 
 @dataclass(frozen=True, kw_only=True)
 class TokenSettings(ServiceIdentitySettings):
-    authsvc_addr: str = c.address("localhost:50053")
+    authsvc_addr: str = c.address(inventory.service("authsvc").local_address)
     auth_issuer: str = c.setting("authsvc")
     auth_audience: str = c.setting("micro")
     jwks_refresh_seconds: float = c.setting(300.0, min=1.0)
