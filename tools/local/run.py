@@ -40,6 +40,10 @@ from tools.local.shared import (
     stop_on_signals,
 )
 
+# tools/local/run.py -> the root of the runfiles tree it runs from, where BUILD.bazel's
+# data puts every service's binary.
+RUNFILES = Path(__file__).parent.parent.parent
+
 
 def dev_keys(directory: Path) -> dict[str, dict[str, str]]:
     """Generate throwaway keys; return the extra environment of each service."""
@@ -85,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in SERVICES:
         parser.add_argument(
             f"--{s.name}",
-            default=f"services/{s.name}/{s.name}",
-            help=f"path to the {s.name} binary (default: %(default)s, where Bazel puts it)",
+            default=str(RUNFILES / "services" / s.name / s.name),
+            help=f"path to the {s.name} binary (default: where Bazel puts it, %(default)s)",
         )
     parser.add_argument("--log-level", default="INFO")
     add_port_arguments(parser)

@@ -45,6 +45,9 @@ from tools.local.shared import (
 )
 
 NAMES = tuple(s.name for s in SERVICES)
+# tools/local/run_containers.py -> the root of its runfiles tree, where BUILD.bazel's data
+# puts every service's image tarball.
+RUNFILES = Path(__file__).parent.parent.parent
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{name}-image",
             type=Path,
-            default=Path(f"services/{name}/image_load/tarball.tar"),
-            help=f"{name}'s docker load tarball (default: %(default)s, where Bazel puts it)",
+            default=RUNFILES / "services" / name / "image_load" / "tarball.tar",
+            help=f"{name}'s docker load tarball (default: where Bazel puts it, %(default)s)",
         )
     parser.add_argument(
         "--kustomize", required=True, type=Path, help="deploy/kustomize (its base and overlays/dev)"

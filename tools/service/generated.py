@@ -2,7 +2,8 @@
 read as they are (kustomize, PostgreSQL's init script, tools/k3d.sh, ruff), plus the dev
 key pair of every service that calls another.
 
-A region is the lines between two comment lines (`#` or `--`, whatever the file uses):
+A region is the lines between two comment lines (`#`, `--` or `<!-- -->`, whatever the file
+uses):
 
     # BEGIN services (generated: tools/bazel run //tools/service:sync)
     ...
@@ -25,10 +26,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from libs.inventory import Inventory
 
 FIX = "tools/bazel run //tools/service:sync"
-BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>#|--) BEGIN (?P<name>[a-z ]+) \(generated: ")
+BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>#|--|<!--) BEGIN (?P<name>[a-z ]+) \(generated: ")
 KUSTOMIZE = "deploy/kustomize"
 BASE = f"{KUSTOMIZE}/base"
 PROD = f"{KUSTOMIZE}/overlays/prod"
+# Where the prod overlay reads each calling service's public key.
+PROD_PUBLIC_KEYS = "secrets/service-public-keys"
 
 
 class RegionError(Exception):
@@ -208,6 +211,60 @@ def _initdb_connect(inv: Inventory) -> list[str]:
     ]
 
 
+def _secret_files(inv: Inventory) -> list[str]:
+    rows = [
+        (
+            "secrets/postgres-superuser.env",
+            "Secret `postgres-superuser`, key `password`",
+            "`password=<hex>`",
+        ),
+        *(
+            (
+                f"secrets/{s.name}-db.env",
+                f"Secret `{s.name}-db`, key `password`",
+                "`password=<hex>`",
+            )
+            for s in inv.services
+        ),
+        (
+            "secrets/authsvc-signing-key.pem",
+            "Secret `authsvc-signing-key`, key `signing_key.pem`",
+            "Ed25519 private key (PKCS#8 PEM) that signs user tokens",
+        ),
+    ]
+    for s in inv.callers():
+        rows.append(
+            (
+                f"secrets/{s.name}-service-key.pem",
+                f"Secret `{s.name}-service-key`, key `service_key.pem`",
+                f"Ed25519 private key {s.name} signs its calls to {', '.join(s.calls)} with",
+            )
+        )
+    for s in inv.callers():
+        lists = ", ".join(f"`{callee}-trusted-service-keys`" for callee in s.calls)
+        rows.append(
+            (
+                f"{PROD_PUBLIC_KEYS}/{s.name}.pem",
+                f"ConfigMap {lists}, key `{s.name}.pem`",
+                f"public half of `{s.name}-service-key.pem`",
+            )
+        )
+    return [
+        "| file | becomes | content |",
+        "| --- | --- | --- |",
+        *(f"| `{path}` | {becomes} | {content} |" for path, becomes, content in rows),
+    ]
+
+
+def _password_files(inv: Inventory) -> list[str]:
+    names = ["postgres-superuser", *(f"{s.name}-db" for s in inv.services)]
+    return [f"for name in {' '.join(names)}; do"]
+
+
+def _key_files(inv: Inventory) -> list[str]:
+    return [f"for svc in {' '.join(s.name for s in inv.callers())}; do"]
+
+
 def _k3d(inv: Inventory) -> list[str]:
     return [
         f"SERVICES=({' '.join(inv.names())})",
@@ -220,6 +277,7 @@ def _first_party(inv: Inventory) -> list[str]:
 
 
 INITDB = f"{BASE}/postgres/initdb/10-service-databases.sh"
+PROD_SECRETS = f"{PROD}/secrets.example/README.md"
 REGIONS = (
     Region(f"{BASE}/kustomization.yaml", "services", _resources),
     Region(f"{BASE}/kustomization.yaml", "trusted service keys", _trusted_keys("", False)),
@@ -238,6 +296,9 @@ REGIONS = (
     Region(f"{PROD}/kustomization.yaml", "service keys", _prod_service_keys),
     Region(f"{PROD}/kustomization.yaml", "trusted service keys", _trusted_keys("secrets/", True)),
     Region(f"{PROD}/pdb.yaml", "disruption budgets", _disruption_budgets),
+    Region(PROD_SECRETS, "secret files", _secret_files),
+    Region(PROD_SECRETS, "password files", _password_files),
+    Region(PROD_SECRETS, "service keys", _key_files),
     Region("tools/k3d.sh", "services", _k3d),
     Region("ruff.toml", "proto packages", _first_party),
 )
@@ -250,7 +311,8 @@ def replace_region(text: str, path: str, name: str, lines: list[str]) -> str:
     for i, line in enumerate(old):
         m = BEGIN.match(line)
         if m and m["name"] == name:
-            end = f"{m['indent']}{m['comment']} END {name}"
+            close = " -->" if m["comment"] == "<!--" else ""
+            end = f"{m['indent']}{m['comment']} END {name}{close}"
             for j in range(i + 1, len(old)):
                 if old[j].rstrip("\n") == end:
                     new = [f"{m['indent']}{x}\n" if x else "\n" for x in lines]

@@ -32,7 +32,7 @@ def hand_written(text: str) -> list[str]:
         if generated.BEGIN.match(line):
             kept.append(line)
             inside = True
-        elif inside and line.lstrip().startswith(("# END ", "-- END ")):
+        elif inside and line.lstrip().startswith(("# END ", "-- END ", "<!-- END ")):
             kept.append(line)
             inside = False
         elif not inside:
