@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -33,48 +34,49 @@ def services_in(bzl: Path) -> dict:
     return scope["SERVICES"]
 
 
+def unused() -> str:
+    """A domain name no service has yet (these tests must pass after a scaffold, too)."""
+    names = inventory.load().names()
+    return next(f"demo{i}" for i in itertools.count() if f"demo{i}svc" not in names)
+
+
 def test_a_new_service_gets_every_file_and_an_inventory_entry(tree: Path) -> None:
     before = inventory.load()
-    entry, touched = new_service.scaffold(tree, "ledger")
+    name = unused()
+    svc = f"{name}svc"
+    entry, touched = new_service.scaffold(tree, name)
 
-    assert (entry.name, entry.database, entry.proto, entry.calls) == (
-        "ledgersvc",
-        "ledger_db",
-        "ledger",
-        (),
-    )
+    assert (entry.name, entry.database, entry.proto, entry.calls) == (svc, f"{name}_db", name, ())
     assert entry.port == max(s.port for s in before.services) + 1
     listed = services_in(tree / new_service.INVENTORY_FILE)
-    assert list(listed)[-1] == "ledgersvc"
-    assert parse(listed).get("ledgersvc") == entry
-    assert list(listed)[:-1] == list(before.names()), "existing entries keep their order"
+    assert list(listed) == [*before.names(), svc], "existing entries keep their order"
+    assert parse(listed).get(svc) == entry
     for path in (
-        "protos/ledger/v1/ledger.proto",
-        "protos/ledger/v1/BUILD.bazel",
-        "services/ledgersvc/BUILD.bazel",
-        "services/ledgersvc/app.py",
-        "services/ledgersvc/migrations/0001_init.sql",
-        "services/ledgersvc/tests/test_ledger_api.py",
-        "deploy/kustomize/base/services/ledgersvc.yaml",
-        "deploy/kustomize/overlays/prod/patches/ledgersvc.yaml",
+        f"protos/{name}/v1/{name}.proto",
+        f"protos/{name}/v1/BUILD.bazel",
+        f"services/{svc}/BUILD.bazel",
+        f"services/{svc}/app.py",
+        f"services/{svc}/migrations/0001_init.sql",
+        f"services/{svc}/tests/test_{name}_api.py",
+        f"deploy/kustomize/base/services/{svc}.yaml",
+        f"deploy/kustomize/overlays/prod/patches/{svc}.yaml",
     ):
         assert path in touched and (tree / path).is_file(), path
-    proto = (tree / "protos/ledger/v1/ledger.proto").read_text()
-    assert "package ledger.v1;" in proto and "service LedgerService {" in proto
+    proto = (tree / f"protos/{name}/v1/{name}.proto").read_text()
+    assert f"package {name}.v1;" in proto
+    assert f"service {name.capitalize()}Service {{" in proto
     assert "rpc CreateItem(CreateItemRequest) returns (CreateItemResponse);" in proto
-    manifest = (tree / "deploy/kustomize/base/services/ledgersvc.yaml").read_text()
+    manifest = (tree / f"deploy/kustomize/base/services/{svc}.yaml").read_text()
     assert f"containerPort: {entry.port}" in manifest
-    assert "postgres.micro.svc:5432/ledger_db" in manifest
+    assert f"postgres.micro.svc:5432/{name}_db" in manifest
     assert f"authsvc.micro.svc:{before.get('authsvc').port}" in manifest
     tokens = ("__SERVICE__", "__PROTO__", "__Proto__", "__PORT__", "__DATABASE__", "__AUTHSVC")
     for path in touched:
         assert not any(token in path or token in (tree / path).read_text() for token in tokens)
     # The inventory's generated parts now include it, and nothing is stale.
     assert generated.stale(tree, parse(listed)) == []
-    assert (
-        "  - services/ledgersvc.yaml\n"
-        in (tree / generated.BASE / "kustomization.yaml").read_text()
-    )
+    base = (tree / generated.BASE / "kustomization.yaml").read_text()
+    assert f"  - services/{svc}.yaml\n" in base
 
 
 @pytest.mark.parametrize(
@@ -97,7 +99,8 @@ def test_unusable_names_are_refused_and_nothing_is_written(tree: Path, name: str
 
 
 def test_a_name_whose_directory_exists_is_refused(tree: Path) -> None:
-    (tree / "protos/ledger").mkdir(parents=True)
+    name = unused()
+    (tree / f"protos/{name}").mkdir(parents=True)
     with pytest.raises(new_service.ScaffoldError, match="already there, nothing written"):
-        new_service.scaffold(tree, "ledger")
-    assert "ledgersvc" not in (tree / new_service.INVENTORY_FILE).read_text()
+        new_service.scaffold(tree, name)
+    assert f"{name}svc" not in (tree / new_service.INVENTORY_FILE).read_text()

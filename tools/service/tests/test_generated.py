@@ -3,6 +3,7 @@ everything around them."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -52,31 +53,40 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def unused(now: Inventory) -> str:
+    """A domain name no service has yet (these tests must pass after a scaffold, too)."""
+    return next(f"demo{i}" for i in itertools.count() if f"demo{i}svc" not in now.names())
+
+
 def test_a_new_service_reaches_every_list_and_nothing_else_changes(tree: Path) -> None:
     now = inventory.load()
-    ledger = Service("ledgersvc", 50099, "ledger_db", "ledger", ("usersvc",))
-    grown = Inventory((*now.services, ledger))
+    name = unused(now)
+    svc = f"{name}svc"
+    port = max(s.port for s in now.services) + 1
+    grown = Inventory((*now.services, Service(svc, port, f"{name}_db", name, ("usersvc",))))
     before = {p: (tree / p).read_text() for p in generated.PATHS}
 
     changed = generated.write(tree, grown)
 
     assert set(changed) == {
         *generated.PATHS,
-        f"{generated.BASE}/secrets/ledgersvc-service-key.dev-only-change-me.pem",
-        f"{generated.BASE}/service-public-keys/ledgersvc.pem",
+        f"{generated.BASE}/secrets/{svc}-service-key.dev-only-change-me.pem",
+        f"{generated.BASE}/service-public-keys/{svc}.pem",
     }
     assert generated.stale(tree, grown) == []
     for path, old in before.items():
         # Everything outside the generated regions stays as it was written.
         assert hand_written((tree / path).read_text()) == hand_written(old), path
     base = (tree / generated.BASE / "kustomization.yaml").read_text()
-    assert "  - services/ledgersvc.yaml\n" in base
-    assert "      - ledgersvc.pem=service-public-keys/ledgersvc.pem\n" in base
+    assert f"  - services/{svc}.yaml\n" in base
+    assert f"      - {svc}.pem=service-public-keys/{svc}.pem\n" in base
     initdb = (tree / generated.INITDB).read_text()
-    assert "CREATE DATABASE ledger_db OWNER ledgersvc;\n" in initdb
-    assert 'set -- "$@" -v ledgersvc_pw="$LEDGERSVC_DB_PASSWORD"\n' in initdb
-    assert "SERVICES=(usersvc paymentsvc authsvc ledgersvc)" in (tree / "tools/k3d.sh").read_text()
-    assert '    "ledger",\n' in (tree / "ruff.toml").read_text()
+    assert f"CREATE DATABASE {name}_db OWNER {svc};\n" in initdb
+    assert f'set -- "$@" -v {svc}_pw="${svc.upper()}_DB_PASSWORD"\n' in initdb
+    k3d = (tree / "tools/k3d.sh").read_text()
+    assert f"SERVICES=({' '.join(grown.names())})\n" in k3d
+    assert f" {port})\n" in k3d
+    assert f'    "{name}",\n' in (tree / "ruff.toml").read_text()
     # Writing again changes nothing: the generator is idempotent.
     assert generated.write(tree, grown) == []
 
