@@ -434,7 +434,7 @@ def test_port_forward_forwards_all_until_stopped(sandbox: Sandbox, stop):
                 break
             time.sleep(0.05)
         else:
-            pytest.fail("the three port-forwards did not start")
+            pytest.fail("the port-forwards did not start")
         assert proc.poll() is None, "port-forward must keep running until interrupted"
         forwards = [c for c in sandbox.calls() if "port-forward" in c]
         assert sorted(forwards) == sorted(

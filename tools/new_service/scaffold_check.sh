@@ -19,26 +19,39 @@ run_pid=""
 
 log() { echo "scaffold_check: $*" >&2; }
 
-in_clone() { (cd "$clone" && tools/bazel --output_base="$scratch/output_base" "$@"); }
+bazel() { tools/bazel --output_base="$scratch/output_base" "$@"; }
+
+# The local run is a process group of its own (setsid): the runner, its services and its
+# PostgreSQL all get the SIGTERM, whatever Bazel's launchers in between do with it.
+stop_local_run() {
+  [[ -n "$run_pid" ]] || return 0
+  kill -TERM -- "-$run_pid" 2>/dev/null || true
+  for _ in $(seq 60); do
+    kill -0 -- "-$run_pid" 2>/dev/null || { run_pid=""; return 0; }
+    sleep 1
+  done
+  kill -KILL -- "-$run_pid" 2>/dev/null || true
+  run_pid=""
+}
 
 cleanup() {
-  if [[ -n "$run_pid" ]] && kill -0 "$run_pid" 2>/dev/null; then
-    kill -INT "$run_pid" 2>/dev/null || true
-    for _ in $(seq 60); do kill -0 "$run_pid" 2>/dev/null || break; sleep 1; done
-    kill -TERM "$run_pid" 2>/dev/null || true
+  stop_local_run
+  if [[ -d "$clone" ]]; then
+    (cd "$clone" && bazel shutdown >/dev/null 2>&1) || true
   fi
-  in_clone shutdown >/dev/null 2>&1 || true
+  cd /
   rm -rf "$scratch"
 }
 trap cleanup EXIT
 
 started="$(date +%s)"
 git clone -q "$repo" "$clone"
-log "$(git -C "$clone" rev-parse --short HEAD): scaffolding '$name' in $clone"
-in_clone run //tools/new_service -- "$name"
+cd "$clone"
+log "$(git rev-parse --short HEAD): scaffolding '$name' in $clone"
+bazel run //tools/new_service -- "$name"
 
 log "tools/bazel test //..."
-in_clone test //...
+bazel test //...
 
 # The whole system on a block of free ports (the runner puts the services on consecutive
 # ports from --base-port, in the inventory's order), metrics on any free port.
@@ -63,7 +76,8 @@ PY
 )"
 run_log="$scratch/run.log"
 log "tools/bazel run //tools/local:run -- --base-port $base"
-in_clone run //tools/local:run -- --base-port "$base" --metrics-base-port 0 >"$run_log" 2>&1 &
+setsid tools/bazel --output_base="$scratch/output_base" run //tools/local:run -- \
+  --base-port "$base" --metrics-base-port 0 >"$run_log" 2>&1 &
 run_pid=$!
 for _ in $(seq 300); do
   grep -q "local system is up" "$run_log" && break
@@ -76,7 +90,7 @@ users="$(address usersvc)" auth="$(address authsvc)" new="$(address "$svc")"
 [[ -n "$new" ]] || { cat "$run_log" >&2; log "the local run does not list $svc"; exit 1; }
 log "the local run serves $svc at $new"
 
-microctl() { in_clone run //tools/cli:microctl -- --usersvc "$users" --authsvc "$auth" "$@"; }
+microctl() { bazel run //tools/cli:microctl -- --usersvc "$users" --authsvc "$auth" "$@"; }
 health="$(microctl call "$new" grpc.health.v1.Health/Check "{\"service\": \"$name.v1.${name^}Service\"}")"
 grep -q '"status": "SERVING"' <<<"$health" || { log "health: $health"; exit 1; }
 email="scaffold-check-$$@example.com"
@@ -88,4 +102,5 @@ log "CreateItem answered: $(tr -d '\n' <<<"$item")"
 grep -q "\"owner_id\": \"$user_id\"" <<<"$item" || { log "the item is not the user's"; exit 1; }
 grep -q '"item_id": "' <<<"$item" || { log "no item_id"; exit 1; }
 
+stop_local_run
 log "passed in $(($(date +%s) - started))s: scaffold, tools/bazel test //..., local run serving $svc"

@@ -1,4 +1,4 @@
-"""The three images in a real container engine, run as the rendered dev overlay says.
+"""Every service image in a real container engine, run as the rendered dev overlay says.
 
 The dev overlay is rendered with kustomize and each Deployment translated into `docker run`
 (tools/containers): image, env with Secrets and $(VAR) resolved, mounted Secret and

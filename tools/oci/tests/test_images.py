@@ -1,4 +1,4 @@
-"""The three service images, run from their docker-load tarballs against PostgreSQL, no engine.
+"""Each service image, run from its docker-load tarball against PostgreSQL, no engine.
 
 Each image is unpacked and its entrypoint started in a read-only chroot as the image's
 user (65532), with DATABASE_URL pointing at a throwaway cluster over TCP: the same way the
