@@ -4,10 +4,12 @@
 set -euo pipefail
 
 # Every per-service step (build target, tarball, import, restart, port-forward) derives
-# from this list; a new service is one entry here plus its manifests.
+# from these lists, written from services/inventory.bzl. GRPC_PORTS is in the order of
+# SERVICES: plain arrays, not associative ones, because macOS ships bash 3.2.
+# BEGIN services (generated: tools/bazel run //tools/service:sync)
 SERVICES=(usersvc paymentsvc authsvc)
-# Same order as SERVICES. Plain arrays, not associative ones, because macOS ships bash 3.2.
 GRPC_PORTS=(50051 50052 50053)
+# END services
 
 CLUSTER=dev
 NAMESPACE=micro

@@ -23,7 +23,9 @@ from libs.platform.migrations import apply_migrations
 from libs.platform.server import GrpcServer, ServiceRegistration, start_server
 
 
-class ServiceSettings(Protocol):
+class WiringSettings(Protocol):
+    """What Wiring reads: libs/platform/settings.py's ServiceSettings has all of it."""
+
     @property
     def database_url(self) -> str: ...
     @property
@@ -62,7 +64,7 @@ class Wiring:
     hand_over() shows up at once as a closed pool rather than as a leak.
     """
 
-    def __init__(self, settings: ServiceSettings, migrations: Path) -> None:
+    def __init__(self, settings: WiringSettings, migrations: Path) -> None:
         self._settings = settings
         self._migrations = migrations
         self._stack = AsyncExitStack()

@@ -1,11 +1,64 @@
-"""Input checks shared by handlers. Each raises InvalidArgument naming the field."""
+"""Input checks shared by handlers, and the one way to run several of them.
+
+Each check raises InvalidArgument naming the field. A request with several fields runs its
+checks inside `Violations`, so the caller hears about every bad field at once:
+
+    with v.Violations() as bad:
+        user_id = bad.check(v.uuid_str, request.user_id, "user_id")
+        if request.amount <= 0:
+            bad.add("amount", "must be positive")
+    # Here every check passed, or InvalidArgument listing all violations was raised.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import ParamSpec, Self, TypeVar, cast
 
 from libs.platform import emails
-from libs.platform.errors import InvalidArgument
+from libs.platform.errors import FieldViolation, InvalidArgument
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Violations:
+    """Collects field violations; leaving the `with` block raises them as one InvalidArgument.
+
+    A failed `check` returns None in place of its value, so values are only meant to be
+    used after the block, where a failure can no longer reach them.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def check(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)`, keeping its InvalidArgument's violations if it raises."""
+        try:
+            return fn(*args, **kwargs)
+        except InvalidArgument as exc:
+            self.items.extend(exc.violations)
+            # Stands in for the value until __exit__ raises (see the class docstring).
+            return cast(T, None)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # An exception already on its way out wins: it is not the caller's mistake.
+        if exc_type is None and self.items:
+            raise InvalidArgument(self.items)
+
 
 MAX_EMAIL_LENGTH = emails.MAX_LENGTH
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.app import ServiceApp, Wiring
-from libs.platform.auth import AuthInterceptor, TokenVerifier, load_trusted_service_keys
+from libs.platform.auth.keys import load_trusted_service_keys
+from libs.platform.auth.verification import AuthInterceptor, TokenVerifier
 from libs.platform.server import ServiceRegistration
 from services.authsvc.config import Settings
 from services.authsvc.keys import KeyRing, SigningKey, load_key_ring

@@ -2,23 +2,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs import inventory
 from libs.platform import config as c
-from libs.platform.auth import ServiceIdentitySettings
-from libs.platform.tls import TransportSettings
+from libs.platform.auth.settings import ServiceIdentitySettings
+from libs.platform.settings import ServiceSettings
 
 
-# Transport (TLS_*, GRPC_MAX_MESSAGE_BYTES), SERVICE_KEY_FILE (calls to usersvc) and
-# TRUSTED_SERVICE_KEYS (usersvc's key, for RevokeUserSessions) come from the mixins.
+# What every service reads (DATABASE_URL, GRPC_*, LOG_LEVEL, DB_*, TLS) comes from
+# ServiceSettings; SERVICE_KEY_FILE (calls to usersvc) and TRUSTED_SERVICE_KEYS (usersvc's
+# key, for RevokeUserSessions) from ServiceIdentitySettings.
 @dataclass(frozen=True)
-class Settings(TransportSettings, ServiceIdentitySettings):
-    database_url: str = c.database_url()
-    grpc_port: int = c.grpc_port(50053)
-    grpc_host: str = c.setting("[::]")
-    log_level: str = c.log_level()
-    db_pool_max_size: int = c.setting(10, min=1, max=200)
-    # Short: during a database outage callers get UNAVAILABLE fast instead of waiting.
-    db_acquire_timeout_seconds: float = c.setting(1.0, min=0.05)
-    usersvc_addr: str = c.address("localhost:50051")
+class Settings(ServiceSettings, ServiceIdentitySettings):
+    grpc_port: int = c.grpc_port(inventory.service("authsvc").port)
+    usersvc_addr: str = c.address(inventory.service("usersvc").local_address)
     usersvc_timeout_seconds: float = c.setting(2.0, min=0.05, max=60.0)
     # PEM Ed25519 private key; unset means an ephemeral key (development only).
     auth_signing_key_file: str | None = c.setting(None)

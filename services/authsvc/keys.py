@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from libs.platform.auth import KeyFileError, load_private_key, load_public_key
+from libs.platform.auth.keys import KeyFileError, load_private_key, load_public_key
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform import clients, emails
 from libs.platform import validation as v
 from libs.platform.admission import abort_retry_later, client_address
-from libs.platform.auth import jwk_x, require_service
-from libs.platform.errors import InvalidArgument, Unauthenticated, Unavailable, Violations
+from libs.platform.auth.keys import jwk_x
+from libs.platform.auth.principals import require_service
+from libs.platform.errors import InvalidArgument, Unauthenticated, Unavailable
 from libs.platform.protoutil import timestamp
 from libs.platform.rpc_types import Context
 from services.authsvc.keys import KeyRing
@@ -39,15 +40,13 @@ _REFRESH_MESSAGES = {
 
 
 def _refresh_token_arg(value: str) -> str:
-    bad = Violations()
     if not value:
-        bad.add("refresh_token", "is required")
-    elif len(value) > MAX_REFRESH_TOKEN:
-        bad.add("refresh_token", f"must be at most {MAX_REFRESH_TOKEN} characters")
-    elif "\x00" in value:
-        bad.add("refresh_token", "must not contain NUL characters")
-    bad.raise_if_any()
-    return value
+        raise InvalidArgument.field("refresh_token", "is required")
+    if len(value) > MAX_REFRESH_TOKEN:
+        raise InvalidArgument.field(
+            "refresh_token", f"must be at most {MAX_REFRESH_TOKEN} characters"
+        )
+    return v.no_nul(value, "refresh_token")
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
@@ -73,18 +72,12 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def Login(  # noqa: N802 - gRPC method names
         self, request: auth_pb2.LoginRequest, context: Context
     ) -> auth_pb2.LoginResponse:
-        bad = Violations()
-        email: emails.Email | None = None
-        try:
-            email = emails.parse(request.email)
-        except InvalidArgument as exc:
-            bad.items += exc.violations
-        if not request.password:
-            bad.add("password", "is required")
-        elif len(request.password) > MAX_PASSWORD:
-            bad.add("password", f"must be at most {MAX_PASSWORD} characters")
-        bad.raise_if_any()
-        assert email is not None
+        with v.Violations() as bad:
+            email = bad.check(emails.parse, request.email)
+            if not request.password:
+                bad.add("password", "is required")
+            elif len(request.password) > MAX_PASSWORD:
+                bad.add("password", f"must be at most {MAX_PASSWORD} characters")
         attempt = Attempt(email.canonical, client_address(context.peer()))
         admission = await self._throttle.admit(attempt)
         if admission.retry_after is not None:

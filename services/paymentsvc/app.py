@@ -6,7 +6,7 @@ from pathlib import Path
 
 from auth.v1 import auth_pb2_grpc
 from libs.platform.app import ServiceApp, Wiring
-from libs.platform.auth import AuthInterceptor
+from libs.platform.auth.verification import AuthInterceptor
 from libs.platform.server import ServiceRegistration
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.paymentsvc.config import Settings

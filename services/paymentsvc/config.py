@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs import inventory
 from libs.platform import config as c
-from libs.platform.auth import TokenSettings
-from libs.platform.tls import TransportSettings
+from libs.platform.auth.settings import TokenSettings
+from libs.platform.settings import ServiceSettings
 from services.paymentsvc.currencies import ACTIVE_CURRENCIES
 
 
@@ -12,16 +13,11 @@ def _check_currency(value: str) -> str | None:
     return None if value in ACTIVE_CURRENCIES else f"{value!r} is not an active ISO 4217 code"
 
 
-# Token verification, SERVICE_KEY_FILE (for calls to usersvc) and TLS come from the mixins.
+# What every service reads comes from ServiceSettings; token verification and
+# SERVICE_KEY_FILE (for calls to usersvc) from TokenSettings.
 @dataclass(frozen=True)
-class Settings(TransportSettings, TokenSettings):
-    database_url: str = c.database_url()
-    grpc_port: int = c.grpc_port(50052)
-    grpc_host: str = c.setting("[::]")
-    log_level: str = c.log_level()
-    db_pool_max_size: int = c.setting(10, min=1, max=200)
-    # Short: during a database outage callers get UNAVAILABLE fast instead of waiting.
-    db_acquire_timeout_seconds: float = c.setting(1.0, min=0.05)
+class Settings(ServiceSettings, TokenSettings):
+    grpc_port: int = c.grpc_port(inventory.service("paymentsvc").port)
     default_currency: str = c.setting("USD", check=_check_currency)
-    usersvc_addr: str = c.address("localhost:50051")
+    usersvc_addr: str = c.address(inventory.service("usersvc").local_address)
     usersvc_timeout_seconds: float = c.setting(2.0, min=0.05, max=60.0)

@@ -12,16 +12,14 @@ import grpc
 
 from libs.platform import clients, db, deadlines, pagetokens
 from libs.platform import validation as v
-from libs.platform.auth import current_principal, require_user_or_service
+from libs.platform.auth.principals import current_principal, require_user_or_service
 from libs.platform.batching import Coalescer
 from libs.platform.errors import (
     AlreadyExists,
-    InvalidArgument,
     NotFound,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
-    Violations,
 )
 from libs.platform.protoutil import timestamp
 from libs.platform.rpc_types import Context
@@ -98,28 +96,25 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         )
 
     def _validate_create(self, req: payment_pb2.CreatePaymentRequest) -> NewPayment:
-        bad = Violations()
-        user_id = ""
-        try:
-            user_id = v.uuid_str(req.user_id, "user_id")
-        except InvalidArgument as exc:
-            bad.items += exc.violations
-        if req.amount <= 0:
-            bad.add("amount", "must be a positive number of minor units (e.g. cents)")
-        elif req.amount > MAX_AMOUNT:
-            bad.add("amount", f"must be at most {MAX_AMOUNT} minor units")
         currency = req.currency.strip().upper() or self._default_currency
-        if currency not in ACTIVE_CURRENCIES:
-            bad.add("currency", f"{req.currency[:16]!r} is not an active ISO 4217 currency code")
-        if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            bad.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
-        elif "\x00" in req.idempotency_key:
-            bad.add("idempotency_key", "must not contain NUL characters")
-        if len(req.description) > MAX_DESCRIPTION:
-            bad.add("description", f"must be at most {MAX_DESCRIPTION} characters")
-        elif "\x00" in req.description:
-            bad.add("description", "must not contain NUL characters")
-        bad.raise_if_any()
+        with v.Violations() as bad:
+            user_id = bad.check(v.uuid_str, req.user_id, "user_id")
+            if req.amount <= 0:
+                bad.add("amount", "must be a positive number of minor units (e.g. cents)")
+            elif req.amount > MAX_AMOUNT:
+                bad.add("amount", f"must be at most {MAX_AMOUNT} minor units")
+            if currency not in ACTIVE_CURRENCIES:
+                bad.add(
+                    "currency", f"{req.currency[:16]!r} is not an active ISO 4217 currency code"
+                )
+            if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+                bad.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
+            elif "\x00" in req.idempotency_key:
+                bad.add("idempotency_key", "must not contain NUL characters")
+            if len(req.description) > MAX_DESCRIPTION:
+                bad.add("description", f"must be at most {MAX_DESCRIPTION} characters")
+            elif "\x00" in req.description:
+                bad.add("description", "must not contain NUL characters")
         key = req.idempotency_key or None
         return NewPayment(
             id=str(uuid.uuid4()),

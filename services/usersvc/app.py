@@ -8,7 +8,7 @@ from pathlib import Path
 from auth.v1 import auth_pb2_grpc
 from libs.platform.admission import RateLimiter
 from libs.platform.app import ServiceApp, Wiring
-from libs.platform.auth import AuthInterceptor, TokenVerifier
+from libs.platform.auth.verification import AuthInterceptor, TokenVerifier
 from libs.platform.server import ServiceRegistration
 from services.usersvc.config import Settings
 from services.usersvc.passwords import Lanes, Passwords

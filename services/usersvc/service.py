@@ -13,10 +13,9 @@ from libs.platform.admission import (
     abort_retry_later,
     client_address,
 )
-from libs.platform.auth import require_service, require_user_or_service
+from libs.platform.auth.principals import require_service, require_user_or_service
 from libs.platform.batching import Coalescer
 from libs.platform.errors import (
-    FieldViolation,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -54,25 +53,6 @@ def _current_password(value: str) -> str:
     if not value:
         raise InvalidArgument.field("current_password", "is required to change the password")
     return v.length(value, "current_password", max_len=MAX_PASSWORD)
-
-
-def _absent() -> None:
-    return None
-
-
-def _collect(*checks: tuple) -> list:  # type: ignore[type-arg]
-    """Run (fn, *args) validators; raise one InvalidArgument with every violation."""
-    results: list = []  # type: ignore[type-arg]
-    violations: list[FieldViolation] = []
-    for fn, *args in checks:
-        try:
-            results.append(fn(*args))
-        except InvalidArgument as exc:
-            violations.extend(exc.violations)
-            results.append(None)
-    if violations:
-        raise InvalidArgument(violations)
-    return results
 
 
 def _user_fields(row: UserRow) -> dict[str, Any]:
@@ -120,11 +100,10 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         wait = self._signups.take(client_address(context.peer()))
         if wait is not None:
             await abort_retry_later(context, "too many sign-ups from your address", wait)
-        email, password, display_name = _collect(
-            (emails.parse, request.email),
-            (_password, request.password),
-            (_display_name, request.display_name),
-        )
+        with v.Violations() as bad:
+            email = bad.check(emails.parse, request.email)
+            password = bad.check(_password, request.password)
+            display_name = bad.check(_display_name, request.display_name)
         # A taken address is answered before hashing, so repeating it costs one indexed
         # read instead of an argon2 hash. This tells the caller nothing new: ALREADY_EXISTS
         # was already the answer, only later. The insert still enforces uniqueness.
@@ -163,13 +142,20 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.UpdateUserRequest, context: Context
     ) -> user_pb2.UpdateUserResponse:
         has = request.HasField
-        user_id, email, password, display_name, current = _collect(
-            (v.uuid_str, request.user_id, "user_id"),
-            (emails.parse, request.email) if has("email") else (_absent,),
-            (_password, request.password) if has("password") else (_absent,),
-            (_display_name, request.display_name) if has("display_name") else (_absent,),
-            (_current_password, request.current_password) if has("password") else (_absent,),
-        )
+        email: emails.Email | None = None
+        password: str | None = None
+        display_name: str | None = None
+        current = ""
+        with v.Violations() as bad:
+            user_id = bad.check(v.uuid_str, request.user_id, "user_id")
+            if has("email"):
+                email = bad.check(emails.parse, request.email)
+            if has("password"):
+                password = bad.check(_password, request.password)
+            if has("display_name"):
+                display_name = bad.check(_display_name, request.display_name)
+            if has("password"):
+                current = bad.check(_current_password, request.current_password)
         require_user_or_service(user_id)
         password_hash = None
         if password is not None:
@@ -235,9 +221,10 @@ class UserService(user_pb2_grpc.UserServiceServicer):
             raise InvalidArgument.field(
                 "user_ids", f"must name at most {MAX_BATCH_GET} users; split the request"
             )
-        user_ids = _collect(
-            *((v.uuid_str, u, f"user_ids[{i}]") for i, u in enumerate(request.user_ids))
-        )
+        with v.Violations() as bad:
+            user_ids = [
+                bad.check(v.uuid_str, u, f"user_ids[{i}]") for i, u in enumerate(request.user_ids)
+            ]
         found = await self._read_many(list(dict.fromkeys(user_ids)), db.query_timeout())
         rows = {u: row for u, row in found.items() if row is not None}
         missing = [u for u in found if u not in rows]
@@ -250,10 +237,9 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.VerifyCredentialsRequest, context: Context
     ) -> user_pb2.VerifyCredentialsResponse:
         require_service(VERIFY_CREDENTIALS_CALLERS)
-        email, password = _collect(
-            (emails.parse, request.email),
-            (_required, request.password, "password", MAX_PASSWORD),
-        )
+        with v.Violations() as bad:
+            email = bad.check(emails.parse, request.email)
+            password = bad.check(_required, request.password, "password", MAX_PASSWORD)
         creds = await self._store.credentials(email)
         try:
             ok = await self._passwords.verify(creds.password_hash if creds else None, password)

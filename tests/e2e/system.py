@@ -13,7 +13,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from libs.platform.auth import private_pem
+from libs.platform.auth.keys import private_pem
 from libs.platform.testing.net import free_port, ipv6_loopback
 from libs.platform.testing.security import ServiceKeys, bearer
 from payment.v1 import payment_pb2_grpc

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2
-from libs.platform.auth import private_pem
+from libs.platform.auth.keys import private_pem
 from libs.platform.testing import wire
 from libs.platform.testing.grpc_errors import field_violations
 from libs.platform.testing.security import bearer, expect_refused

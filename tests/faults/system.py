@@ -1,6 +1,6 @@
 """Settings and credentials for running the real services in fault tests.
 
-Every caller authenticates (see libs/platform/auth.py): the test itself acts as the trusted
+Every caller authenticates (see libs/platform/auth/): the test itself acts as the trusted
 service "tester", and paymentsvc/authsvc carry their own service keys to usersvc.
 """
 

@@ -8,9 +8,7 @@ started exactly as the README's run command does, as separate processes.
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import threading
 import uuid
@@ -21,29 +19,12 @@ import grpc
 import pytest
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs import inventory
+from libs.platform.testing.net import free_port_block
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from user.v1 import user_pb2, user_pb2_grpc
 
 PASSWORD = "correct horse battery"
-
-
-def _free_port_block(size: int) -> int:
-    # The runner puts the three services on consecutive ports.
-    for _ in range(50):
-        base = random.randint(20000, 40000)  # noqa: S311 - not security relevant
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free block of ports")
 
 
 @dataclass
@@ -55,10 +36,10 @@ class System:
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[System]:
-    base = _free_port_block(3)
+    # The runner puts every service of the inventory on consecutive ports from the base.
+    names = inventory.load().names()
+    base = free_port_block(len(names))
     cmd = [os.environ["RUN_BINARY"], "--base-port", str(base), "--metrics-base-port", "0"]
-    for name in ("usersvc", "paymentsvc", "authsvc"):
-        cmd += [f"--{name}", os.environ[f"{name.upper()}_BINARY"]]
     proc = subprocess.Popen(  # noqa: S603 - our own binary
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -78,14 +59,14 @@ def system() -> Iterator[System]:
         if not up.wait(timeout=120):
             raise RuntimeError("system did not come up:\n" + "".join(output[-40:]))
 
-        def channel(offset: int) -> grpc.Channel:
-            channels.append(grpc.insecure_channel(f"127.0.0.1:{base + offset}"))
+        def channel(name: str) -> grpc.Channel:
+            channels.append(grpc.insecure_channel(f"127.0.0.1:{base + names.index(name)}"))
             return channels[-1]
 
         yield System(
-            users=user_pb2_grpc.UserServiceStub(channel(0)),
-            payments=payment_pb2_grpc.PaymentServiceStub(channel(1)),
-            auth=auth_pb2_grpc.AuthServiceStub(channel(2)),
+            users=user_pb2_grpc.UserServiceStub(channel("usersvc")),
+            payments=payment_pb2_grpc.PaymentServiceStub(channel("paymentsvc")),
+            auth=auth_pb2_grpc.AuthServiceStub(channel("authsvc")),
         )
     finally:
         for ch in channels:

@@ -55,7 +55,8 @@ def _auth_interceptors(settings: Settings) -> list[Any]:
         return []
     # Imported only when asked for: the auth module is optional for this ceiling.
     from auth.v1 import auth_pb2_grpc
-    from libs.platform.auth import AuthInterceptor, TokenSettings
+    from libs.platform.auth.settings import TokenSettings
+    from libs.platform.auth.verification import AuthInterceptor
     from libs.platform.config import load_settings
 
     token_settings = load_settings(TokenSettings)

@@ -15,7 +15,7 @@ from pathlib import Path
 # Where time goes, by the first frame of a stack that matches (checked in order).
 CATEGORIES = (
     ("logging (JSON log line per call)", ("logging/", "libs/platform/logs.py")),
-    ("token verification (PyJWT, Ed25519)", ("jwt/", "libs/platform/auth.py", "cryptography")),
+    ("token verification (PyJWT, Ed25519)", ("jwt/", "libs/platform/auth/", "cryptography")),
     ("password hashing (argon2)", ("argon2",)),
     ("asyncpg (queries, pool)", ("asyncpg/",)),
     ("outgoing gRPC calls (clients)", ("libs/platform/clients.py",)),

@@ -1,5 +1,5 @@
-"""The system under test: a throwaway PostgreSQL, the three services and the empty server,
-each a separate process started from its Bazel binary, exactly as tools/local/run.py does."""
+"""The system under test: a throwaway PostgreSQL, the services and the empty server, each a
+separate process started from its Bazel binary, exactly as tools/local/run.py does."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from libs import inventory
 from libs.platform.testing.launch import (
     binary_command,
     public_pem,
@@ -22,12 +23,15 @@ from libs.platform.testing.launch import (
 )
 from libs.platform.testing.postgres import PostgresCluster, create_database
 
-PORTS = {"usersvc": 50151, "paymentsvc": 50152, "authsvc": 50153, "empty": 50161}
+# Every service of services/inventory.bzl gets its database (the bench starts those it
+# measures), then the empty server: ports 50151, 50152, ... in that order.
+DATABASES = {s.name: s.database for s in inventory.services()}
+SERVERS = (*DATABASES, "empty")
+PORTS = {name: 50151 + i for i, name in enumerate(SERVERS)}
 # Fixed, so the h2load driver can read each worker's call counters: worker i of a server
 # serves /metrics on its METRICS_PORT + i, hence a block of MAX_WORKERS ports per server.
 MAX_WORKERS = 16
-METRICS_PORTS = {"usersvc": 50200, "paymentsvc": 50216, "authsvc": 50232, "empty": 50248}
-DATABASES = {"usersvc": "users_db", "paymentsvc": "payments_db", "authsvc": "auth_db"}
+METRICS_PORTS = {name: 50200 + MAX_WORKERS * i for i, name in enumerate(SERVERS)}
 
 
 def cpu_seconds(root_pid: int) -> float:

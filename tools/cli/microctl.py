@@ -1,10 +1,16 @@
 """microctl: talk to the running services over gRPC (generated stubs only, no service code).
 
-Addresses default to localhost:50051/2/3; override with --usersvc/--paymentsvc/--authsvc or
-MICRO_USERSVC_ADDR / MICRO_PAYMENTSVC_ADDR / MICRO_AUTHSVC_ADDR. Every call except
+Addresses default to each service's localhost port (services/inventory.bzl); override with
+--usersvc/--paymentsvc/--authsvc or MICRO_USERSVC_ADDR / MICRO_PAYMENTSVC_ADDR /
+MICRO_AUTHSVC_ADDR. Every call except
 create-user and login needs the access token that `login` prints: pass --token or set
 MICRO_TOKEN (`export MICRO_TOKEN=$(microctl login ... --token-only)`). With TLS on the
 services, pass --ca-file (MICRO_TLS_CA_FILE).
+
+`call ADDRESS package.Service/Method JSON` calls any method of any running service through
+server reflection, with the token when one is given:
+  microctl call localhost:50054 ledger.v1.LedgerService/CreateItem '{"name": "first"}'
+  microctl call localhost:50054 grpc.health.v1.Health/Check '{"service": ""}'
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import grpc
 from google.protobuf import json_format
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs import inventory
 from payment.v1 import payment_pb2, payment_pb2_grpc
+from tools.cli import dynamic
 from user.v1 import user_pb2, user_pb2_grpc
 
 
@@ -28,11 +36,15 @@ def _addr(args: argparse.Namespace, name: str) -> str:
 
 
 def _channel(args: argparse.Namespace, name: str) -> grpc.Channel:
+    return _channel_to(args, _addr(args, name))
+
+
+def _channel_to(args: argparse.Namespace, address: str) -> grpc.Channel:
     if args.ca_file:
         with open(args.ca_file, "rb") as f:
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
-        return grpc.secure_channel(_addr(args, name), creds)
-    return grpc.insecure_channel(_addr(args, name))
+        return grpc.secure_channel(address, creds)
+    return grpc.insecure_channel(address)
 
 
 def _auth(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -98,12 +110,18 @@ def list_payments(args: argparse.Namespace) -> Any:
         )
 
 
+def call(args: argparse.Namespace) -> Any:
+    metadata = [("authorization", f"Bearer {args.token}")] if args.token else []
+    with _channel_to(args, args.address) as ch:
+        return dynamic.call(ch, args.method, args.json, metadata=metadata, timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="microctl", description=__doc__.splitlines()[0])
     env = os.environ.get
-    p.add_argument("--usersvc", default=env("MICRO_USERSVC_ADDR", "localhost:50051"))
-    p.add_argument("--paymentsvc", default=env("MICRO_PAYMENTSVC_ADDR", "localhost:50052"))
-    p.add_argument("--authsvc", default=env("MICRO_AUTHSVC_ADDR", "localhost:50053"))
+    for name in ("usersvc", "paymentsvc", "authsvc"):
+        default = inventory.service(name).local_address
+        p.add_argument(f"--{name}", default=env(f"MICRO_{name.upper()}_ADDR", default))
     p.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
     p.add_argument(
         "--token", default=env("MICRO_TOKEN", ""), help="access token from `login` (MICRO_TOKEN)"
@@ -138,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--user-id", required=True)
     sp.add_argument("--page-size", type=int, default=0)
     sp.add_argument("--page-token", default="")
+    sp = cmd("call", call, "call any method by name through server reflection (JSON in, out)")
+    sp.add_argument("address", help="host:port of the service, e.g. localhost:50054")
+    sp.add_argument("method", help="package.Service/Method, e.g. grpc.health.v1.Health/Check")
+    sp.add_argument("json", nargs="?", default="{}", help="the request as JSON (default {})")
     return p
 
 
@@ -148,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     except grpc.RpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
         return 1
+    except (dynamic.UnknownMethodError, json_format.ParseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if isinstance(resp, str):
         print(resp)
     else:

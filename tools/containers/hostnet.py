@@ -8,7 +8,7 @@ rewritten here, each change returned as a Rewrite so callers print them:
   become 127.0.0.1 and the port that actually serves: the port a container of ours listens
   on (found through the Service's selector and targetPort), or the address the caller gives
   for a Service it runs itself (PostgreSQL).
-- Ports: in a cluster each pod has its own network, so all three services can listen on
+- Ports: in a cluster each pod has its own network, so every service can listen on
   metrics port 9090; on one host they would collide. A port the caller moves changes the
   env var the service reads it from (PORT_ENV) and every probe that names it.
 

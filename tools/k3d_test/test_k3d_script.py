@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from libs import inventory
 from tools.pytest.workspace import workspace_root
 
-SERVICES = ["usersvc", "paymentsvc", "authsvc"]
-PORTS = {"usersvc": 50051, "paymentsvc": 50052, "authsvc": 50053}
+# The script's lists are generated from the inventory (//tools/service:sync_test checks it).
+SERVICES = list(inventory.load().names())
+PORTS = {s.name: s.port for s in inventory.services()}
 CONTEXT = ["--context", "k3d-dev"]
 # Names hidden from the script's PATH so that only the stand-ins can answer.
 REAL_TOOLS = {"k3d", "kubectl", "bazel", "bazelisk", "kustomize"}
@@ -364,7 +366,7 @@ def test_logs_rejects_missing_or_unknown_service(sandbox: Sandbox, args: tuple[s
     sandbox.cluster_exists()
     result = sandbox.run("logs", *args)
     assert result.returncode != 0
-    assert "usersvc paymentsvc authsvc" in result.stderr
+    assert " ".join(SERVICES) in result.stderr
     assert [c for c in sandbox.calls() if "logs" in c] == []
 
 
@@ -432,7 +434,7 @@ def test_port_forward_forwards_all_until_stopped(sandbox: Sandbox, stop):
                 break
             time.sleep(0.05)
         else:
-            pytest.fail("the three port-forwards did not start")
+            pytest.fail("the port-forwards did not start")
         assert proc.poll() is None, "port-forward must keep running until interrupted"
         forwards = [c for c in sandbox.calls() if "port-forward" in c]
         assert sorted(forwards) == sorted(

@@ -68,6 +68,8 @@ def typecheck_test(name = "typecheck_test", deps = [], exclude = []):
         args = ["$(rootpath %s)" % Label("//:mypy.ini")] + ["$(rootpath %s)" % src for src in srcs],
         data = srcs + [Label("//:mypy.ini")],
         deps = deps + [
+            # Every package's tests are pytest tests.
+            requirement("pytest"),
             requirement("mypy"),
             requirement("types-protobuf"),
             requirement("types-grpcio"),

@@ -1,14 +1,16 @@
-"""Run the whole system locally: a throwaway PostgreSQL plus the three service binaries.
+"""Run the whole system locally: a throwaway PostgreSQL plus every service's binary.
 
-    run.py --usersvc PATH --paymentsvc PATH --authsvc PATH
+    run.py [--usersvc PATH ...] [--base-port PORT]
 
-Ctrl-C / SIGTERM stops every child and the cluster. Service code is never imported: the
-services run as separate processes, exactly as deployed.
+The services are those of services/inventory.bzl; each binary is found where Bazel puts it
+in the runfiles (services/<name>/<name>), or at --<name> PATH. Ctrl-C / SIGTERM stops every
+child and the cluster. Service code is never imported: the services run as separate
+processes, exactly as deployed.
 
 Auth is on, as in production: fresh development keys are generated at start in a temporary
-directory (authsvc's token signing key; a service key each for authsvc, paymentsvc and
-usersvc; each callee trusts the public halves of its own callers only, as the manifests
-wire them) and removed on exit.
+directory (authsvc's token signing key; a service key for each service that calls another;
+each callee trusts the public halves of its own callers only, the inventory's `calls`, as
+the manifests wire them) and removed on exit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from libs import inventory
 from libs.platform.testing.launch import (
     binary_command,
     public_pem,
@@ -29,34 +32,41 @@ from libs.platform.testing.launch import (
     write_private_key,
 )
 from libs.platform.testing.postgres import PostgresCluster, create_database
-from tools.local.shared import SERVICES, add_port_arguments, print_up, stop_on_signals
+from tools.local.shared import (
+    SERVICES,
+    add_port_arguments,
+    grpc_ports,
+    print_up,
+    stop_on_signals,
+)
 
-# Services that call other services, and so sign service tokens with their own key.
-CALLERS = ("authsvc", "paymentsvc", "usersvc")
-# Whom each callee trusts (TRUSTED_SERVICE_KEYS, a directory of <caller>.pem): its callers
-# only, so no service trusts itself. usersvc: VerifyCredentials (authsvc), the user reads
-# (paymentsvc); authsvc: RevokeUserSessions (usersvc).
-TRUSTED_CALLERS = {
-    "usersvc": ("authsvc", "paymentsvc"),
-    "authsvc": ("usersvc",),
-}
+# tools/local/run.py -> the root of the runfiles tree it runs from, where BUILD.bazel's
+# data puts every service's binary.
+RUNFILES = Path(__file__).parent.parent.parent
 
 
 def dev_keys(directory: Path) -> dict[str, dict[str, str]]:
     """Generate throwaway keys; return the extra environment of each service."""
-
-    env: dict[str, dict[str, str]] = {name: {} for name, _, _ in SERVICES}
+    inv = inventory.load()
+    env: dict[str, dict[str, str]] = {s.name: {} for s in SERVICES}
     public: dict[str, bytes] = {}
-    for name in CALLERS:
-        key = write_private_key(directory / f"{name}.key")
-        public[name] = public_pem(key)
-        env[name]["SERVICE_KEY_FILE"] = str(directory / f"{name}.key")
-    for callee, callers in TRUSTED_CALLERS.items():
-        trusted = directory / f"trusted-by-{callee}"
+    # Services that call others sign service tokens with their own key.
+    for s in inv.callers():
+        key = write_private_key(directory / f"{s.name}.key")
+        public[s.name] = public_pem(key)
+        env[s.name]["SERVICE_KEY_FILE"] = str(directory / f"{s.name}.key")
+    # Whom each callee trusts (TRUSTED_SERVICE_KEYS, a directory of <caller>.pem): its
+    # callers only, so no service trusts itself.
+    for s in SERVICES:
+        callers = inv.callers_of(s.name)
+        if not callers:
+            continue
+        trusted = directory / f"trusted-by-{s.name}"
         trusted.mkdir()
         for name in callers:
             (trusted / f"{name}.pem").write_bytes(public[name])
-        env[callee]["TRUSTED_SERVICE_KEYS"] = str(trusted)
+        env[s.name]["TRUSTED_SERVICE_KEYS"] = str(trusted)
+    # authsvc signs the users' access tokens.
     write_private_key(directory / "signing.key")
     env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(directory / "signing.key")
     return env
@@ -76,12 +86,18 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, _, _ in SERVICES:
-        parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
+    for s in SERVICES:
+        parser.add_argument(
+            f"--{s.name}",
+            default=str(RUNFILES / "services" / s.name / s.name),
+            help=f"path to the {s.name} binary (default: where Bazel puts it, %(default)s)",
+        )
     parser.add_argument("--log-level", default="INFO")
     add_port_arguments(parser)
     args = parser.parse_args(argv)
-    ports = {name: args.base_port + offset for name, _, offset in SERVICES}
+    ports = grpc_ports(args.base_port)
+    # Every service learns every address; each reads those it calls (<NAME>_ADDR).
+    addresses = {f"{s.env_prefix}_ADDR": f"127.0.0.1:{ports[s.name]}" for s in SERVICES}
 
     # With WORKERS=N each service's worker i serves METRICS_PORT + i (libs/platform/runner.py),
     # so the services' metrics ports are spaced N apart.
@@ -98,31 +114,32 @@ def main(argv: list[str] | None = None) -> int:
         try:
             keys_env = dev_keys(Path(kd))
             urls = {
-                db: asyncio.run(create_database(cluster.admin_dsn, db)) for _, db, _ in SERVICES
+                s.name: asyncio.run(create_database(cluster.admin_dsn, s.database))
+                for s in SERVICES
             }
-            for name, db, offset in SERVICES:
+            for offset, s in enumerate(SERVICES):
                 env = {
                     **os.environ,
-                    "DATABASE_URL": urls[db],
-                    "GRPC_PORT": str(ports[name]),
+                    "DATABASE_URL": urls[s.name],
+                    "GRPC_PORT": str(ports[s.name]),
                     # One metrics port each: the default 9090 would collide.
                     "METRICS_PORT": str(metrics_port(offset)),
                     "LOG_LEVEL": args.log_level,
-                    "USERSVC_ADDR": f"127.0.0.1:{ports['usersvc']}",
-                    "AUTHSVC_ADDR": f"127.0.0.1:{ports['authsvc']}",
-                    **keys_env[name],
+                    **addresses,
+                    **keys_env[s.name],
                 }
-                procs.append(subprocess.Popen(binary_command(getattr(args, name)), env=env))  # noqa: S603
-            for (name, _, _), proc in zip(SERVICES, procs, strict=True):
-                wait_healthy(f"127.0.0.1:{ports[name]}", proc)
+                binary = binary_command(getattr(args, s.name))
+                procs.append(subprocess.Popen(binary, env=env))  # noqa: S603
+            for s, proc in zip(SERVICES, procs, strict=True):
+                wait_healthy(f"127.0.0.1:{ports[s.name]}", proc)
             print_up(
-                [f"{name:<11} localhost:{ports[name]}  db={db}" for name, db, _ in SERVICES],
+                [f"{s.name:<11} localhost:{ports[s.name]}  db={s.database}" for s in SERVICES],
                 [("postgres", cluster.admin_dsn), ("dev keys", f"{kd} (deleted on exit)")],
             )
             while not stop.wait(0.5):
-                for (name, _, _), proc in zip(SERVICES, procs, strict=True):
+                for s, proc in zip(SERVICES, procs, strict=True):
                     if proc.poll() is not None:
-                        print(f"{name} exited with code {proc.returncode}", file=sys.stderr)
+                        print(f"{s.name} exited with code {proc.returncode}", file=sys.stderr)
                         stop.set()
         except Exception as exc:  # noqa: BLE001 - report and clean up, never leave children
             print(f"run failed: {exc}", file=sys.stderr)

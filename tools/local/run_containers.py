@@ -1,14 +1,15 @@
-"""Run the whole system as containers: the three images, as the rendered dev overlay runs them.
+"""Run the whole system as containers: every service's image, as the dev overlay runs them.
 
-    run_containers.py --usersvc-image TAR --paymentsvc-image TAR --authsvc-image TAR \\
-        --kustomize DIR
+    run_containers.py --kustomize DIR [--usersvc-image TAR ...]
 
 Loads the images (`docker load`), starts a throwaway PostgreSQL with each service's role and
 database as the manifests name them, renders deploy/kustomize/overlays/dev and runs each
 Deployment's container in the local Docker engine on the host network: the images, env,
 mounted Secrets, user, read-only root, limits and probes of the manifests, with only the
 cluster-only settings rewritten (printed at start; see tools/containers/hostnet.py). gRPC
-listens on the ports of the process mode (//tools/local:run), 50051-50053 by default.
+listens on the ports of the process mode (//tools/local:run): services/inventory.bzl's by
+default. Each image tarball is found where Bazel puts it in the runfiles, or at
+--<name>-image TAR.
 Ctrl-C / SIGTERM stops the containers (docker stop with their grace period), removes them
 and the cluster.
 
@@ -35,9 +36,18 @@ from tools.containers import database
 from tools.containers.docker import Docker
 from tools.containers.hostnet import HostNetwork
 from tools.containers.system import Containers, Running, load_images, overlay_specs
-from tools.local.shared import SERVICES, add_port_arguments, print_up, stop_on_signals
+from tools.local.shared import (
+    SERVICES,
+    add_port_arguments,
+    grpc_ports,
+    print_up,
+    stop_on_signals,
+)
 
-NAMES = tuple(name for name, _, _ in SERVICES)
+NAMES = tuple(s.name for s in SERVICES)
+# tools/local/run_containers.py -> the root of its runfiles tree, where BUILD.bazel's data
+# puts every service's image tarball.
+RUNFILES = Path(__file__).parent.parent.parent
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,15 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     for name in NAMES:
         parser.add_argument(
-            f"--{name}-image", required=True, type=Path, help=f"{name}'s docker load tarball"
+            f"--{name}-image",
+            type=Path,
+            default=RUNFILES / "services" / name / "image_load" / "tarball.tar",
+            help=f"{name}'s docker load tarball (default: where Bazel puts it, %(default)s)",
         )
     parser.add_argument(
         "--kustomize", required=True, type=Path, help="deploy/kustomize (its base and overlays/dev)"
     )
     add_port_arguments(
         parser,
-        metrics_note=". The manifests say 9090 for all three, which would collide on one "
-        "host network.",
+        metrics_note=". The manifests say 9090 for every service, which would collide on "
+        "one host network.",
     )
     return parser
 
@@ -100,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     def metrics_port(offset: int) -> int:
         return args.metrics_base_port + offset if args.metrics_base_port else 0
 
+    grpc = grpc_ports(args.base_port)
     ports = {
-        name: {"grpc": args.base_port + offset, "metrics": metrics_port(offset)}
-        for name, _, offset in SERVICES
+        s.name: {"grpc": grpc[s.name], "metrics": metrics_port(offset)}
+        for offset, s in enumerate(SERVICES)
     }
     workdir = Path(tempfile.mkdtemp(prefix="micro-containers-"))
     running: dict[str, Running] = {}
@@ -121,15 +135,16 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 print_up(
                     [
-                        f"{name:<11} localhost:{ports[name]['grpc']}  db={db}  "
-                        f"container={running[name].container}  "
-                        f"serving {_seconds(running[name].report.first_serving)} after docker run"
-                        for name, db, _ in SERVICES
+                        f"{s.name:<11} localhost:{ports[s.name]['grpc']}  db={s.database}  "
+                        f"container={running[s.name].container}  "
+                        f"serving {_seconds(running[s.name].report.first_serving)} after "
+                        "docker run"
+                        for s in SERVICES
                     ],
                     [
                         ("postgres", cluster.admin_dsn),
                         ("dev keys", "the dev overlay's Secrets (committed, public)"),
-                        ("logs", f"docker logs -f {running['usersvc'].container} (and the others)"),
+                        ("logs", f"docker logs -f {running[NAMES[0]].container} (and the others)"),
                         *(("rewritten", str(r)) for r in rewrites),
                     ],
                 )

@@ -1,5 +1,8 @@
 """What both run modes share: the services and their ports, stopping on a signal, the banner.
 
+The services are those of services/inventory.bzl, in its order; each listens on its own
+port from there unless --base-port puts them on consecutive ports from a base.
+
 run.py runs the service binaries as processes; run_containers.py runs their images as the
 dev overlay wires them. Both listen on the same ports and print the same lines, so a client
 (microctl, a test waiting for "local system is up") cannot tell them apart.
@@ -11,26 +14,34 @@ import argparse
 import signal
 import threading
 
-SERVICES = (
-    # name, database, port offset from --base-port
-    ("usersvc", "users_db", 0),
-    ("paymentsvc", "payments_db", 1),
-    ("authsvc", "auth_db", 2),
-)
+from libs import inventory
+from libs.inventory import Service
+
+SERVICES: tuple[Service, ...] = inventory.services()
 BANNER = "local system is up (Ctrl-C to stop):"
 
 
 def add_port_arguments(parser: argparse.ArgumentParser, metrics_note: str = "") -> None:
     """--base-port and --metrics-base-port: both modes listen on the same ports."""
     parser.add_argument(
-        "--base-port", type=int, default=50051, help="gRPC port of usersvc; the others follow"
+        "--base-port",
+        type=int,
+        default=0,
+        help="gRPC port of the first service, the others following in the inventory's "
+        "order (default: each service's port in services/inventory.bzl)",
     )
     parser.add_argument(
         "--metrics-base-port",
         type=int,
         default=9091,
-        help="metrics port of usersvc; the others follow (0: any free port)" + metrics_note,
+        help="metrics port of the first service; the others follow (0: any free port)"
+        + metrics_note,
     )
+
+
+def grpc_ports(base_port: int) -> dict[str, int]:
+    """Each service's gRPC port: its inventory port, or base_port + its index."""
+    return {s.name: base_port + i if base_port else s.port for i, s in enumerate(SERVICES)}
 
 
 def stop_on_signals() -> threading.Event:

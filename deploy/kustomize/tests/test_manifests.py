@@ -23,32 +23,33 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from libs import inventory
 from tools.containers.render import RenderError, kustomize_command
 from tools.pytest.workspace import workspace_root
 
 # The cluster version the manifests must be valid for: k3d's k3s and the kubectl in use.
 KUBERNETES_VERSION = "1.32"
 OVERLAYS = ["dev", "prod"]
-SERVICES = {
-    "usersvc": {"port": 50051, "db": "users_db"},
-    "paymentsvc": {"port": 50052, "db": "payments_db"},
-    "authsvc": {"port": 50053, "db": "auth_db"},
-}
+INVENTORY = inventory.load()
+SERVICES = {s.name: {"port": s.port, "db": s.database} for s in INVENTORY.services}
 DB_HOST = "postgres.micro.svc"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # The suffix kustomize's generators append: a hash of the content.
 GENERATED_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
 # The uncommitted files overlays/prod reads, relative to it (secrets.example/README.md).
 PROD_SECRETS_DIR = "secrets"
-PROD_PASSWORD_SECRETS = ["postgres-superuser", "usersvc-db", "paymentsvc-db", "authsvc-db"]
+PROD_PASSWORD_SECRETS = ["postgres-superuser", *(f"{svc}-db" for svc in SERVICES)]
 # Who signs internal calls with a service key, and whom each callee trusts: the ConfigMap
-# of public keys it mounts at TRUSTED_SERVICE_KEYS and the callers in it. Each callee has
-# its own list, so no service trusts itself (usersvc's key is in authsvc's list only).
-SIGNING_SERVICES = ["authsvc", "paymentsvc", "usersvc"]
+# of public keys it mounts at TRUSTED_SERVICE_KEYS and the callers in it (the inventory's
+# `calls`). Each callee has its own list, so no service trusts itself.
+SIGNING_SERVICES = [s.name for s in INVENTORY.callers()]
 TRUSTED_KEYS = {
-    "usersvc": ("trusted-service-keys", {"authsvc", "paymentsvc"}),
-    "authsvc": ("authsvc-trusted-service-keys", {"usersvc"}),
+    s.name: (f"{s.name}-trusted-service-keys", set(INVENTORY.callers_of(s.name)))
+    for s in INVENTORY.services
+    if INVENTORY.callers_of(s.name)
 }
+# Where prod reads each calling service's public key, under PROD_SECRETS_DIR.
+PROD_PUBLIC_KEYS = "service-public-keys"
 TRUST_CONFIGMAPS = {configmap for configmap, _ in TRUSTED_KEYS.values()}
 
 
@@ -81,9 +82,7 @@ def prod_secret_files() -> dict[str, str]:
     keys = {svc: Ed25519PrivateKey.generate() for svc in SIGNING_SERVICES}
     for svc, key in keys.items():
         files[f"{PROD_SECRETS_DIR}/{svc}-service-key.pem"] = pem_private(key)
-    for configmap, callers in TRUSTED_KEYS.values():
-        for svc in callers:
-            files[f"{PROD_SECRETS_DIR}/{configmap}/{svc}.pem"] = pem_public(keys[svc])
+        files[f"{PROD_SECRETS_DIR}/{PROD_PUBLIC_KEYS}/{svc}.pem"] = pem_public(key)
     return files
 
 
@@ -358,9 +357,12 @@ def test_cluster_services_route_to_their_pods(rendered, overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_service_env_matches_the_system(rendered, overlay):
     docs = rendered[overlay]
-    for svc in ("paymentsvc", "authsvc"):
-        env = env_map(one(docs, "Deployment", svc)["spec"]["template"]["spec"]["containers"][0])
-        assert env["USERSVC_ADDR"]["value"] == "usersvc.micro.svc:50051"
+    # A caller finds each service it calls (the inventory's `calls`) by its cluster name.
+    for s in INVENTORY.services:
+        env = env_map(one(docs, "Deployment", s.name)["spec"]["template"]["spec"]["containers"][0])
+        for callee in map(INVENTORY.get, s.calls):
+            address = f"{callee.name}.micro.svc:{callee.port}"
+            assert env[f"{callee.env_prefix}_ADDR"]["value"] == address, s.name
     payments = env_map(
         one(docs, "Deployment", "paymentsvc")["spec"]["template"]["spec"]["containers"][0]
     )
@@ -455,8 +457,8 @@ def test_postgres_statefulset_is_persistent_and_headless(rendered, overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_init_script_creates_one_owned_database_and_role_per_service(rendered, overlay):
     script = init_script(rendered[overlay])
-    assert len(re.findall(r"CREATE DATABASE", script)) == 3
-    assert len(re.findall(r"CREATE ROLE", script)) == 3
+    assert len(re.findall(r"CREATE DATABASE", script)) == len(SERVICES)
+    assert len(re.findall(r"CREATE ROLE", script)) == len(SERVICES)
     assert "ON_ERROR_STOP=1" in script, "a failed statement must fail the init"
     for svc, spec in SERVICES.items():
         role = re.search(rf"CREATE ROLE {svc} (.*);", script)
@@ -626,7 +628,7 @@ def test_prod_secrets_hold_exactly_the_files_contents(rendered, prod_files):
         for svc in callers:
             assert (
                 trusted[(configmap, f"{svc}.pem")]
-                == prod_files[f"{PROD_SECRETS_DIR}/{configmap}/{svc}.pem"]
+                == prod_files[f"{PROD_SECRETS_DIR}/{PROD_PUBLIC_KEYS}/{svc}.pem"]
             ), (configmap, svc)
 
 
@@ -682,7 +684,7 @@ def test_each_callee_trusts_exactly_its_callers_keys(rendered, overlay):
     for callee, (configmap, callers) in TRUSTED_KEYS.items():
         name, files = trusted_keys(docs, callee)
         assert name == configmap, callee
-        # The service name a callee accepts is the file name (libs/platform/auth.py).
+        # The service name a callee accepts is the file name (libs/platform/auth/keys.py).
         assert set(files) == {f"{svc}.pem" for svc in callers}, callee
         assert f"{callee}.pem" not in files, f"{callee} must not trust itself"
         for svc in callers:

@@ -22,3 +22,25 @@ def ipv6_loopback() -> bool:
     except OSError:
         return False
     return True
+
+
+def free_port_block(size: int) -> int:
+    """The first of `size` consecutive TCP ports free on 127.0.0.1 right now (same caveat
+    as free_port), for a runner that puts its services on consecutive ports."""
+    for _ in range(50):
+        base = free_port()
+        if base + size > 65536:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {size} consecutive free ports on 127.0.0.1")

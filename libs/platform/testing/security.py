@@ -22,13 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from libs.platform.auth import (
-    BearerClientInterceptor,
-    ServiceTokenSigner,
-    jwk_x,
-    private_pem,
-    public_pem,
-)
+from libs.platform.auth.keys import jwk_x, private_pem, public_pem
+from libs.platform.auth.service_tokens import BearerClientInterceptor, ServiceTokenSigner
 from libs.platform.rpc_types import Context
 
 ISSUER = "authsvc"

@@ -10,7 +10,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from libs.platform.auth import JwksCache, Principal, TokenVerifier
+from libs.platform.auth.jwks import JwksCache
+from libs.platform.auth.principals import Principal
+from libs.platform.auth.verification import TokenVerifier
 from libs.platform.errors import Unauthenticated
 
 USER = "2f1d8e8a-0000-4000-8000-000000000001"

@@ -7,6 +7,7 @@ import pytest
 from libs.platform import config as c
 from libs.platform.config import ConfigError, load_settings
 from libs.platform.runner import ProcessSettings
+from libs.platform.settings import ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,22 @@ def test_metrics_address_defaults_to_loopback_and_must_be_an_ip() -> None:
     for bad in ("localhost", "0.0.0.0:9090", "[::1]", "256.1.1.1"):
         with pytest.raises(ConfigError, match="METRICS_ADDRESS: must be an IP address"):
             load_settings(ProcessSettings, {"METRICS_ADDRESS": bad})
+
+
+@dataclass(frozen=True)
+class OneService(ServiceSettings):
+    grpc_port: int = c.grpc_port(50099)
+    own: str = c.setting("mine")
+
+
+def test_service_settings_are_shared_and_the_port_is_each_services_own() -> None:
+    s = load_settings(OneService, {"DATABASE_URL": "postgresql://x/y", "LOG_LEVEL": "warning"})
+    assert (s.grpc_port, s.grpc_host, s.log_level, s.own) == (50099, "[::]", "WARNING", "mine")
+    assert (s.db_pool_max_size, s.db_acquire_timeout_seconds) == (10, 1.0)
+    with pytest.raises(ConfigError, match="DB_POOL_MAX_SIZE: must be <= 200"):
+        load_settings(OneService, {"DATABASE_URL": "postgresql://x/y", "DB_POOL_MAX_SIZE": "500"})
+
+
+def test_service_settings_alone_require_a_port() -> None:
+    with pytest.raises(ConfigError, match="GRPC_PORT is required"):
+        load_settings(ServiceSettings, {"DATABASE_URL": "postgresql://x/y"})

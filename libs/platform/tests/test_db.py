@@ -1,22 +1,16 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 import pytest
 
 from libs.platform.db import DatabaseUnavailable, acquire, create_pool
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from libs.platform.testing.net import free_port
 
 
 async def test_retry_gives_up_cleanly(caplog) -> None:
-    dsn = f"postgresql://postgres@127.0.0.1:{dead_port()}/nope"
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/nope"
     start = time.monotonic()
     with caplog.at_level(logging.INFO), pytest.raises(DatabaseUnavailable) as info:
         await create_pool(dsn, attempts=3, base_delay=0.01, max_delay=0.05, connect_timeout=1)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import socket
 from typing import Any
 
 import grpc
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.testing.grpc_errors import field_violations
+from libs.platform.testing.net import free_port
 from services.authsvc import app
 from services.authsvc.keys import SigningKeyError, key_id, load_signing_key
 
@@ -194,9 +194,7 @@ async def test_logout_revokes_and_is_idempotent(stub, users) -> None:
 
 
 async def test_usersvc_down_is_unavailable(database_url) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()  # nothing listens there
     running = await app.start(make_settings(database_url, dead))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:

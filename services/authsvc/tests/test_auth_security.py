@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from libs.platform.auth import jwk_x, key_from_jwk_x, private_pem, public_pem
+from libs.platform.auth.keys import jwk_x, key_from_jwk_x, private_pem, public_pem
 from libs.platform.testing.grpc_errors import retry_delay
 from libs.platform.testing.net import ipv6_loopback
 from libs.platform.testing.security import HOSTILE, SQL_METACHARACTERS, expect_refused

@@ -193,16 +193,13 @@ async def test_usersvc_timeout_is_unavailable(stub, users, paymentsvc) -> None:
 
 
 async def test_usersvc_down_is_unavailable(database_url, users, jwks, service_keys) -> None:
-    import socket
-
+    from libs.platform.testing.net import free_port
     from libs.platform.testing.security import bearer
     from services.paymentsvc import app
 
     from .conftest import make_settings
 
-    with socket.socket() as s:  # a port with nothing listening
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()  # nothing listens there
     running = await app.start(make_settings(database_url, dead, jwks.port, service_keys))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:

@@ -6,17 +6,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from libs import inventory
 from tools.containers.hostnet import HostNetwork, Rewrite, for_host_network
 from tools.containers.objects import ManifestError, Rendered
 from tools.containers.spec import ContainerSpec
 from tools.containers.translate import service_specs
 
-SERVICES = ("usersvc", "paymentsvc", "authsvc")
-PORTS = {
-    "usersvc": {"grpc": 41001, "metrics": 42001},
-    "paymentsvc": {"grpc": 41002, "metrics": 42002},
-    "authsvc": {"grpc": 41003, "metrics": 42003},
-}
+SERVICES = inventory.load().names()
+# Moved ports, unlike any the manifests use: 41001, 41002, ... in the inventory's order.
+PORTS = {svc: {"grpc": 41001 + i, "metrics": 42001 + i} for i, svc in enumerate(SERVICES)}
 PG = "127.0.0.1:45432"
 
 
@@ -30,9 +28,10 @@ def _adjusted(
 
 def test_cluster_addresses_point_at_the_moved_ports(dev: Rendered) -> None:
     _, specs, _ = _adjusted(dev)
-    assert specs["paymentsvc"].env_value("USERSVC_ADDR") == "127.0.0.1:41001"
-    assert specs["paymentsvc"].env_value("AUTHSVC_ADDR") == "127.0.0.1:41003"
-    assert specs["usersvc"].env_value("AUTHSVC_ADDR") == "127.0.0.1:41003"
+    users, auth = PORTS["usersvc"]["grpc"], PORTS["authsvc"]["grpc"]
+    assert specs["paymentsvc"].env_value("USERSVC_ADDR") == f"127.0.0.1:{users}"
+    assert specs["paymentsvc"].env_value("AUTHSVC_ADDR") == f"127.0.0.1:{auth}"
+    assert specs["usersvc"].env_value("AUTHSVC_ADDR") == f"127.0.0.1:{auth}"
     for spec in specs.values():
         assert not any(".svc" in value for _, value in spec.env), spec.name
 

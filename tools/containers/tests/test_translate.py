@@ -6,14 +6,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from libs import inventory
 from tools.containers.objects import Rendered
 from tools.containers.spec import DEFAULT_GRACE_SECONDS
 from tools.containers.translate import container_spec
 
-SERVICES = ("usersvc", "paymentsvc", "authsvc")
+SERVICES = inventory.load().names()
 NONROOT = 65532
 # usersvc runs three argon2id hashes at once (64 MiB each), so it gets more memory.
-MEMORY_MIB = {"usersvc": 384, "paymentsvc": 256, "authsvc": 256}
+MEMORY_MIB = {"usersvc": 384}
+DEFAULT_MEMORY_MIB = 256
 
 
 def _deployment_container(dev: Rendered, svc: str) -> dict:
@@ -51,7 +53,7 @@ def test_image_user_and_hardening(dev: Rendered, svc: str) -> None:
 @pytest.mark.parametrize("svc", SERVICES)
 def test_limits_ports_and_grace(dev: Rendered, svc: str) -> None:
     spec = container_spec(dev, svc)
-    assert (spec.memory_bytes, spec.cpus) == (MEMORY_MIB[svc] * 2**20, 0.5)
+    assert (spec.memory_bytes, spec.cpus) == (MEMORY_MIB.get(svc, DEFAULT_MEMORY_MIB) * 2**20, 0.5)
     assert spec.ports == {"grpc": int(spec.env_value("GRPC_PORT")), "metrics": 9090}
     pod = dev.get("Deployment", svc)["spec"]["template"]["spec"]
     # The manifests leave it to Kubernetes' default; if one sets it, that value must win.
@@ -92,7 +94,7 @@ def test_secret_and_configmap_volumes(dev: Rendered) -> None:
     assert service_key.mode == 0o440 and service_key.read_only
     assert [f.name for f in service_key.files] == ["service_key.pem"]
     trusted = users["/etc/micro/trusted-service-keys"]
-    assert trusted.source.startswith("ConfigMap/trusted-service-keys")
+    assert trusted.source.startswith("ConfigMap/usersvc-trusted-service-keys")
     # No defaultMode in the manifest: Kubernetes' 0644.
     assert trusted.mode == 0o644
     assert [f.name for f in trusted.files] == ["authsvc.pem", "paymentsvc.pem"]

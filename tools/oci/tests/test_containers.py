@@ -1,4 +1,4 @@
-"""The three images in a real container engine, run as the rendered dev overlay says.
+"""Every service image in a real container engine, run as the rendered dev overlay says.
 
 The dev overlay is rendered with kustomize and each Deployment translated into `docker run`
 (tools/containers): image, env with Secrets and $(VAR) resolved, mounted Secret and
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import grpc
 import pytest
 
+from libs import inventory
 from libs.platform.testing.net import free_port
 from tools.containers import database
 from tools.containers.docker import Docker
@@ -36,7 +37,7 @@ from tools.containers.system import Containers, Running, load_images, overlay_sp
 from tools.oci.tests.flow import signup_login_pay_list
 from tools.pytest.workspace import workspace_root
 
-SERVICES = ("usersvc", "paymentsvc", "authsvc")
+SERVICES = inventory.load().names()
 NONROOT = "65532"
 
 
@@ -71,7 +72,7 @@ def system(
     measured: Callable[[str], None],
 ) -> Iterator[System]:
     pg = urlsplit(pg_admin_dsn)
-    # Metrics ports too: all three manifests say 9090, which collides on one host network.
+    # Metrics ports too: every manifest says 9090, which collides on one host network.
     ports = {svc: {"grpc": free_port(), "metrics": free_port()} for svc in SERVICES}
     host = HostNetwork(ports, {"postgres": f"{pg.hostname}:{pg.port or 5432}"})
     kustomize_dir = workspace_root("deploy/kustomize", __file__) / "deploy/kustomize"
@@ -82,7 +83,7 @@ def system(
 
     start = time.monotonic()
     images = load_images(docker, specs, {svc: _tarball(svc) for svc in SERVICES})
-    measured(f"docker load of the three tarballs: {time.monotonic() - start:.1f}s")
+    measured(f"docker load of the {len(SERVICES)} tarballs: {time.monotonic() - start:.1f}s")
 
     made: list[database.Credentials] = []
     try:

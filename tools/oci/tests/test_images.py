@@ -1,4 +1,4 @@
-"""The three service images, run from their docker-load tarballs against PostgreSQL, no engine.
+"""Each service image, run from its docker-load tarball against PostgreSQL, no engine.
 
 Each image is unpacked and its entrypoint started in a read-only chroot as the image's
 user (65532), with DATABASE_URL pointing at a throwaway cluster over TCP: the same way the
@@ -26,12 +26,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs import inventory
 from libs.platform.testing.net import free_port
 from libs.platform.testing.postgres import create_database
 from tools.oci.tests.container import Container, unpack
 from tools.oci.tests.flow import signup_login_pay_list
 
-SERVICES = ("usersvc", "paymentsvc", "authsvc")
+INVENTORY = inventory.load()
+SERVICES = INVENTORY.names()
 # Inside each container: the only writable place is its own /tmp tmpfs (Container).
 SECRETS = "/tmp/keys"  # noqa: S108
 
@@ -104,15 +106,7 @@ def _keypair() -> tuple[bytes, bytes]:
 def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict[str, bytes]]]:
     """Environment and secret files per service, as deploy/kustomize wires them."""
     ports = {svc: free_port() for svc in SERVICES}
-    signing, _ = _keypair()
-    auth_key, auth_pub = _keypair()
-    pay_key, pay_pub = _keypair()
-    # usersvc calls authsvc too (RevokeUserSessions), so it signs with a key authsvc trusts.
-    users_key, users_pub = _keypair()
-    common = {
-        "AUTHSVC_ADDR": f"127.0.0.1:{ports['authsvc']}",
-        "USERSVC_ADDR": f"127.0.0.1:{ports['usersvc']}",
-    }
+    common = {f"{s.env_prefix}_ADDR": f"127.0.0.1:{ports[s.name]}" for s in INVENTORY.services}
     env = {
         svc: {
             **common,
@@ -122,25 +116,19 @@ def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict
         }
         for svc in SERVICES
     }
-    env["usersvc"]["TRUSTED_SERVICE_KEYS"] = f"{SECRETS}/trusted"
-    env["usersvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/usersvc.key"
-    env["authsvc"]["TRUSTED_SERVICE_KEYS"] = f"{SECRETS}/trusted"
-    env["paymentsvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/paymentsvc.key"
-    env["authsvc"]["SERVICE_KEY_FILE"] = f"{SECRETS}/authsvc.key"
+    files: dict[str, dict[str, bytes]] = {svc: {} for svc in SERVICES}
+    # A key for each service that calls another (the inventory's `calls`); each callee
+    # trusts its own callers' public halves.
+    public = {}
+    for s in INVENTORY.callers():
+        files[s.name][f"keys/{s.name}.key"], public[s.name] = _keypair()
+        env[s.name]["SERVICE_KEY_FILE"] = f"{SECRETS}/{s.name}.key"
+    for svc in SERVICES:
+        for caller in INVENTORY.callers_of(svc):
+            files[svc][f"keys/trusted/{caller}.pem"] = public[caller]
+            env[svc]["TRUSTED_SERVICE_KEYS"] = f"{SECRETS}/trusted"
+    files["authsvc"]["keys/signing.key"], _ = _keypair()
     env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = f"{SECRETS}/signing.key"
-    files = {
-        "usersvc": {
-            "keys/trusted/authsvc.pem": auth_pub,
-            "keys/trusted/paymentsvc.pem": pay_pub,
-            "keys/usersvc.key": users_key,
-        },
-        "paymentsvc": {"keys/paymentsvc.key": pay_key},
-        "authsvc": {
-            "keys/authsvc.key": auth_key,
-            "keys/signing.key": signing,
-            "keys/trusted/usersvc.pem": users_pub,
-        },
-    }
     return {svc: (env[svc], files[svc]) for svc in SERVICES}
 
 
@@ -198,14 +186,9 @@ async def channels(system: dict[str, Running]) -> AsyncIterator[dict[str, grpc.a
 
 @pytest.mark.parametrize("svc", SERVICES)
 async def test_health_serving(svc: str, channels: dict[str, grpc.aio.Channel]) -> None:
-    for service in (
-        "",
-        {
-            "usersvc": "user.v1.UserService",
-            "paymentsvc": "payment.v1.PaymentService",
-            "authsvc": "auth.v1.AuthService",
-        }[svc],
-    ):
+    proto = INVENTORY.get(svc).proto
+    # Each service's gRPC service is <proto>.v1.<Proto>Service (protos/<proto>/v1).
+    for service in ("", f"{proto}.v1.{proto.capitalize()}Service"):
         resp = await health_pb2_grpc.HealthStub(channels[svc]).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=5
         )

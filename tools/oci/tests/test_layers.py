@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from libs import inventory
+
 _RUNFILES = Path(os.environ.get("TEST_SRCDIR", "."), "_main")
 
 
@@ -31,5 +33,5 @@ def test_code_change_touches_only_the_app_layer() -> None:
 
 def test_services_share_the_interpreter_layers() -> None:
     base = _layers("services/usersvc")[:-2]
-    for svc in ("paymentsvc", "authsvc"):
-        assert _layers(f"services/{svc}")[:-2] == base
+    for svc in inventory.load().names():
+        assert _layers(f"services/{svc}")[:-2] == base, svc

@@ -1,0 +1,64 @@
+"""The auth settings a service reads (SERVICE_KEY_FILE, TRUSTED_SERVICE_KEYS, AUTHSVC_ADDR,
+...) and the signer, interceptors and verifier they make."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from libs import inventory
+from libs.platform import config as c
+from libs.platform.auth.jwks import JwksCache, fetch_jwks
+from libs.platform.auth.keys import load_trusted_service_keys
+from libs.platform.auth.service_tokens import BearerClientInterceptor, ServiceTokenSigner
+from libs.platform.auth.verification import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceIdentitySettings:
+    # This service's Ed25519 private key (PEM) for the tokens it sends to other services.
+    service_key_file: str | None = c.setting(None)
+    # Directory of `<service>.pem` public keys (or one such file) of services it accepts.
+    trusted_service_keys: str | None = c.setting(None)
+
+    def signer(self, name: str) -> ServiceTokenSigner | None:
+        return ServiceTokenSigner.from_file(name, self.service_key_file)
+
+    def outgoing(self, name: str, audience: str) -> list[grpc.aio.ClientInterceptor]:
+        """Client interceptors that authenticate calls from `name` to `audience`."""
+        signer = self.signer(name)
+        if signer is None:
+            log.warning(
+                "SERVICE_KEY_FILE is not set: calls to %s are anonymous and will be refused",
+                audience,
+            )
+            return []
+        return [BearerClientInterceptor(signer, audience)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenSettings(ServiceIdentitySettings):
+    authsvc_addr: str = c.address(inventory.service("authsvc").local_address)
+    auth_issuer: str = c.setting("authsvc")
+    auth_audience: str = c.setting("micro")
+    jwks_refresh_seconds: float = c.setting(300.0, min=1.0)
+    jwks_min_refresh_seconds: float = c.setting(10.0, min=0.0)
+
+    def verifier(self, service_name: str, authsvc: Any) -> TokenVerifier:
+        """`authsvc` is an auth.v1.AuthServiceStub; keys are fetched lazily on first use."""
+        return TokenVerifier(
+            service_name=service_name,
+            issuer=self.auth_issuer,
+            audience=self.auth_audience,
+            jwks=JwksCache(
+                lambda: fetch_jwks(authsvc),
+                refresh_seconds=self.jwks_refresh_seconds,
+                min_refresh_seconds=self.jwks_min_refresh_seconds,
+            ),
+            trusted_services=load_trusted_service_keys(self.trusted_service_keys),
+        )
