@@ -88,7 +88,7 @@ rules_jvm_external 6.7 6.7
 rules_kotlin 1.9.6 v1.9.6 bazelbuild+rules_kotlin
 rules_license 1.0.0 1.0.0
 rules_oci 2.3.0 v2.3.0 bazel-contrib+rules_oci
-rules_perl 0.2.4 0.2.4
+rules_perl 0.2.4 0.2.4 bazel-contrib+rules_perl
 rules_proto 7.1.0 7.1.0
 rules_proto_grpc 5.8.0 5.8.0:modules/core
 rules_proto_grpc_cpp 5.8.0 5.8.0:modules/cpp rules-proto-grpc+rules_proto_grpc
