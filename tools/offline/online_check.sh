@@ -60,12 +60,14 @@ json.dump(sj, open(sys.argv[1], "w"), indent=2)
 EOF
 }
 
-# The modules a build of //... fetches (bazel mod graph shows the whole graph).
+# The modules a build of //... fetches (bazel mod graph shows the whole graph). The versions
+# raised by the C++ client's grpc pin and rules_go/rules_perl (registered toolchains) were added
+# from the resolver's listing without a rerun here (tools/BCR_AUDIT.md, section 5).
 while read -r m; do
   # shellcheck disable=SC2086 # the fields are meant to split
   localize $m
 done <<'EOF'
-apple_support 1.23.1 1.23.1
+apple_support 1.24.2 1.24.2
 aspect_bazel_lib 2.21.2 v2.21.2 bazel-contrib+bazel-lib
 bazel_features 1.34.0
 bazel_lib 3.0.0 v3.0.0 bazel-contrib+bazel-lib
@@ -78,19 +80,22 @@ package_metadata 0.0.7 v0.0.7:metadata bazel-contrib+supply-chain
 platforms 1.1.0 1.1.0
 protobuf 33.6
 pybind11_bazel 2.12.0
-rules_apple 3.16.0 3.16.0
+rules_apple 4.1.0 4.1.0
 rules_cc 0.2.17 0.2.17
-rules_java 8.6.1 8.6.1
+rules_go 0.58.3
+rules_java 8.16.1 8.16.1
 rules_jvm_external 6.7 6.7
 rules_kotlin 1.9.6 v1.9.6 bazelbuild+rules_kotlin
 rules_license 1.0.0 1.0.0
 rules_oci 2.3.0 v2.3.0 bazel-contrib+rules_oci
+rules_perl 0.2.4 0.2.4 bazel-contrib+rules_perl
 rules_proto 7.1.0 7.1.0
 rules_proto_grpc 5.8.0 5.8.0:modules/core
+rules_proto_grpc_cpp 5.8.0 5.8.0:modules/cpp rules-proto-grpc+rules_proto_grpc
 rules_python 2.3.2 2.3.2 bazel-contrib+rules_python
 rules_rust 0.66.0 0.66.0
 rules_shell 0.8.0
-rules_swift 2.1.1 2.1.1
+rules_swift 3.1.2 3.1.2
 stardoc 0.7.2 0.7.2
 tar.bzl 0.7.0
 toml.bzl 0.4.1 HEAD
