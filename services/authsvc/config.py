@@ -4,13 +4,15 @@ from dataclasses import dataclass
 
 from libs.platform import config as c
 from libs.platform.auth import ServiceIdentitySettings
+from libs.platform.overload.settings import OverloadSettings
 from libs.platform.tls import TransportSettings
 
 
-# Transport (TLS_*, GRPC_MAX_MESSAGE_BYTES), SERVICE_KEY_FILE (calls to usersvc) and
-# TRUSTED_SERVICE_KEYS (usersvc's key, for RevokeUserSessions) come from the mixins.
+# Transport (TLS_*, GRPC_MAX_MESSAGE_BYTES), SERVICE_KEY_FILE (calls to usersvc),
+# TRUSTED_SERVICE_KEYS (usersvc's key, for RevokeUserSessions) and overload protection
+# (OVERLOAD_*, RETRY_*) come from the mixins.
 @dataclass(frozen=True)
-class Settings(TransportSettings, ServiceIdentitySettings):
+class Settings(TransportSettings, OverloadSettings, ServiceIdentitySettings):
     database_url: str = c.database_url()
     grpc_port: int = c.grpc_port(50053)
     grpc_host: str = c.setting("[::]")

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from libs.platform import config as c
 from libs.platform.auth import TokenSettings
+from libs.platform.overload.settings import OverloadSettings
 from libs.platform.tls import TransportSettings
 from services.paymentsvc.currencies import ACTIVE_CURRENCIES
 
@@ -12,9 +13,10 @@ def _check_currency(value: str) -> str | None:
     return None if value in ACTIVE_CURRENCIES else f"{value!r} is not an active ISO 4217 code"
 
 
-# Token verification, SERVICE_KEY_FILE (for calls to usersvc) and TLS come from the mixins.
+# Token verification, SERVICE_KEY_FILE (for calls to usersvc), TLS and overload protection
+# (OVERLOAD_*, RETRY_*) come from the mixins.
 @dataclass(frozen=True)
-class Settings(TransportSettings, TokenSettings):
+class Settings(TransportSettings, OverloadSettings, TokenSettings):
     database_url: str = c.database_url()
     grpc_port: int = c.grpc_port(50052)
     grpc_host: str = c.setting("[::]")

@@ -4,13 +4,15 @@ from dataclasses import dataclass
 
 from libs.platform import config as c
 from libs.platform.auth import TokenSettings
+from libs.platform.overload.settings import OverloadSettings
 from libs.platform.tls import TransportSettings
 
 
 # Token verification (AUTHSVC_ADDR, TRUSTED_SERVICE_KEYS, ...), SERVICE_KEY_FILE (for
-# RevokeUserSessions calls to authsvc) and TLS come from the mixins.
+# RevokeUserSessions calls to authsvc), TLS and overload protection (OVERLOAD_*, RETRY_*)
+# come from the mixins.
 @dataclass(frozen=True)
-class Settings(TransportSettings, TokenSettings):
+class Settings(TransportSettings, OverloadSettings, TokenSettings):
     database_url: str = c.database_url()
     grpc_port: int = c.grpc_port(50051)
     grpc_host: str = c.setting("[::]")
