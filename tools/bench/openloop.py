@@ -124,7 +124,8 @@ async def _run(job: OpenJob) -> OpenWorkerResult:
         window = job.start_at + offset
         first = window - job.warmup_s + job.phase
         interval = 1.0 / job.rate
-        total = int((job.warmup_s + job.duration_s - job.phase) * job.rate)
+        # Every call scheduled before the window's end.
+        total = math.ceil((job.warmup_s + job.duration_s - job.phase) * job.rate - 1e-9)
         # The first call scheduled at or after the window's start.
         measured_from = max(0, math.ceil((window - first) / interval - 1e-9))
         tasks: set[asyncio.Task[None]] = set()
@@ -212,12 +213,16 @@ class OpenLoopGenerator:
         warmup_s: float,
         user_id: str,
         token: str = "",
+        start_at: float | None = None,
     ) -> OpenPoint:
+        """`start_at` (time.time()) is when the measured window opens; by default in a
+        second and the warm-up from now, time for every process to connect."""
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         self._runs += 1
         p = self.processes
-        start_at = time.time() + 1.0 + warmup_s  # every process connects before the warm-up
+        if start_at is None:
+            start_at = time.time() + 1.0 + warmup_s
         jobs = [
             OpenJob(
                 method=method,

@@ -1,5 +1,6 @@
-"""The system under test: a throwaway PostgreSQL, the three services and the empty server,
-each a separate process started from its Bazel binary, exactly as tools/local/run.py does."""
+"""The system under test: a throwaway PostgreSQL, the three services, the empty server and
+the two-hop chain (the empty server's binary in its CHAIN_TO role, calling the empty
+server), each a separate process started from its Bazel binary, as tools/local/run.py does."""
 
 from __future__ import annotations
 
@@ -22,11 +23,17 @@ from libs.platform.testing.launch import (
 )
 from libs.platform.testing.postgres import PostgresCluster, create_database
 
-PORTS = {"usersvc": 50151, "paymentsvc": 50152, "authsvc": 50153, "empty": 50161}
+PORTS = {"usersvc": 50151, "paymentsvc": 50152, "authsvc": 50153, "empty": 50161, "chain": 50162}
 # Fixed, so the h2load driver can read each worker's call counters: worker i of a server
 # serves /metrics on its METRICS_PORT + i, hence a block of MAX_WORKERS ports per server.
 MAX_WORKERS = 16
-METRICS_PORTS = {"usersvc": 50200, "paymentsvc": 50216, "authsvc": 50232, "empty": 50248}
+METRICS_PORTS = {
+    "usersvc": 50200,
+    "paymentsvc": 50216,
+    "authsvc": 50232,
+    "empty": 50248,
+    "chain": 50264,
+}
 DATABASES = {"usersvc": "users_db", "paymentsvc": "payments_db", "authsvc": "auth_db"}
 
 
@@ -67,7 +74,7 @@ def _wait_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 30
 
 @dataclass
 class System:
-    binaries: dict[str, str]  # usersvc, paymentsvc, authsvc, empty -> path
+    binaries: dict[str, str]  # usersvc, paymentsvc, authsvc, empty, chain -> path
     log_level: str = "INFO"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     cluster: PostgresCluster | None = None
@@ -116,6 +123,15 @@ class System:
             **common,
             "GRPC_PORT": str(PORTS["empty"]),
             "METRICS_PORT": str(METRICS_PORTS["empty"]),
+        }
+        # As paymentsvc calls usersvc: with paymentsvc's service key, which the empty
+        # server (verifying like usersvc) trusts.
+        self.env["chain"] = {
+            **common,
+            "GRPC_PORT": str(PORTS["chain"]),
+            "METRICS_PORT": str(METRICS_PORTS["chain"]),
+            "CHAIN_TO": self.addr("empty"),
+            "SERVICE_KEY_FILE": str(keys / "paymentsvc.pem"),
         }
 
     def start(self, name: str, workers: int = 1) -> None:

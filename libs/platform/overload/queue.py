@@ -32,9 +32,12 @@ MIN_FRACTION = 0.005
 
 @dataclass(frozen=True)
 class QueuePolicy:
-    target_seconds: float = 0.005
-    interval_seconds: float = 0.1
-    probe_interval_seconds: float = 0.02  # ~1% of a core for the probe's calls
+    # A Python process at full load keeps a few ms of calls waiting as a matter of course
+    # (32 calls in flight x ~0.3 ms each), and refusing a call costs it nearly as much as
+    # serving a cheap one (BENCHMARKS.md); so only a standing queue of tens of ms sheds.
+    target_seconds: float = 0.02
+    interval_seconds: float = 0.2
+    probe_interval_seconds: float = 0.04  # ~1% of a core for the probe's calls
     max_fraction: float = 0.95
     decay: float = 0.8
     baseline_seconds: float = 30.0

@@ -144,7 +144,7 @@ def test_policy_refuses_contradictions() -> None:
         LimitPolicy(tolerance=1.0)
 
 
-QUEUE = QueuePolicy(target_seconds=0.005, interval_seconds=0.1, max_fraction=0.9)
+QUEUE = QueuePolicy(target_seconds=0.005, interval_seconds=0.1, max_fraction=0.9, decay=0.9)
 
 
 def probes(gate: QueueGate, clock: Clock, latency: float, seconds: float) -> None:
@@ -168,7 +168,7 @@ def test_queue_gate_refuses_a_growing_share_while_calls_wait_and_stops_after() -
     assert first < gate.fraction <= 0.9
     assert refused(gate, 1000) == pytest.approx(1000 * gate.fraction, abs=1)
     assert gate.last_wait == pytest.approx(0.05)
-    probes(gate, clock, 0.0005, 5.0)
+    probes(gate, clock, 0.0005, 10.0)
     assert gate.fraction == 0
     assert refused(gate, 1000) == 0
 
