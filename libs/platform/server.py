@@ -151,9 +151,15 @@ async def start_server(
     probe = None
     if shedding is not None:
         address = probe_address()
-        if server.add_insecure_port(address) == 0:
-            raise OSError(f"could not bind the overload probe's listener {address}")
-        probe = QueueProbe(shedding.queue.probe, address, queue.probe_interval_seconds)
+        try:
+            probed = server.add_insecure_port(address) != 0
+        except RuntimeError:  # grpcio raises, or returns 0, when it cannot bind
+            probed = False
+        if probed:
+            probe = QueueProbe(shedding.queue.probe, address, queue.probe_interval_seconds)
+        else:
+            # Serve without the queue gate rather than not at all; the limit still holds.
+            log.warning("overload probe not started: cannot listen on %s", address)
     await server.start()
     if probe is not None:
         probe.start()

@@ -428,7 +428,8 @@ def _load_method(run: Run, args: argparse.Namespace) -> str:
     return (
         f"Closed-loop load from {run.h2load_version} (a C HTTP/2 client, one thread; up to "
         f"{h2load.MAX_CONNECTIONS} connections, streams per connection making up the "
-        f"concurrency) for the empty handler, GetUser and CreatePayment, {window}; {login}"
+        f"concurrency) for the empty handler, the two-hop chain, GetUser and CreatePayment, "
+        f"{window}; {login}"
     )
 
 
@@ -463,7 +464,10 @@ def render(run: Run, args: argparse.Namespace, started: dt.datetime, load_avg: s
     caveat = _fill(
         f"**Read the numbers with this in mind:** {_load_caveat(run, info['CPUs'])} "
         '"server CPU" is the CPU the measured server\'s processes used (cores, averaged '
-        "over the point); CreatePayment's includes usersvc's, which checks each payment's user."
+        "over the point); CreatePayment's includes usersvc's, which checks each payment's "
+        "user, and the two-hop chain's its second hop's. Every server runs the services' "
+        "overload protection (libs/platform/overload): calls it refused are among the errors "
+        "(RESOURCE_EXHAUSTED), not the calls/s."
     )
     main_rows = [r for r in run.rows if r.workers == run.workers]
     worker_rows = [r for r in run.rows if r.workers != run.workers]
