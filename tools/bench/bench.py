@@ -564,6 +564,7 @@ def _open_point(
         f"[bench] open {method:<14} {share:4.0%} {row.offered:7.0f}/s offered "
         f"{row.goodput:7.0f}/s ok {row.shed:7.0f}/s shed p50={s.ok_p50_ms:.1f} "
         f"p99={s.ok_p99_ms:.1f} shed p99={s.shed_p99_ms:.1f} limit={row.limit:.0f} "
+        f"shed_by={row.shed_by} "
         f"errors={row.errors} shedding={shedding}",
         flush=True,
     )

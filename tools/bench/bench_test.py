@@ -399,6 +399,7 @@ def _open_row(method: str, share: float, shed_ms: list[float], shedding: bool = 
         sample=sample,
         all_p99_ms=10.0,
         limit=40,
+        shed_by={"queue": 3, "limit": 1},
         shedding=shedding,
     )
 

@@ -52,6 +52,7 @@ class OpenRow:
     sample: OpenPoint
     all_p99_ms: float  # h2load: every answer, served and shed
     limit: float  # the servers' concurrency limits at the end, summed over workers
+    shed_by: dict[str, int]  # refusals by reason (limit, queue), the servers' counters
     shedding: bool = True
 
 
@@ -90,6 +91,18 @@ def gauge(urls: Sequence[str], name: str) -> float:
     return total
 
 
+def shed_reasons(urls: Sequence[str], grpc_method: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "overload_shed_total" and s.labels["grpc_method"] == grpc_method:
+                    counts[s.labels["reason"]] += int(s.value)
+    return counts
+
+
 def measure(
     h2: H2Load,
     sampler: OpenLoopGenerator,
@@ -108,6 +121,7 @@ def measure(
 ) -> OpenRow:
     grpc_method = f"/{h2load.SERVICES[method]}/{method}"
     before = h2load.scrape(metrics_urls, grpc_method)
+    reasons_before = shed_reasons(metrics_urls, grpc_method)
     sample_rate = min(max(SAMPLE_MIN, rate * SAMPLE_SHARE), rate / 2)
     start_at = time.time() + 1.5 + warmup_s  # the sampler's processes connect meanwhile
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -150,6 +164,7 @@ def measure(
         sample=sample,
         all_p99_ms=percentile(window.latencies_ms, 0.99),
         limit=gauge(metrics_urls, "overload_concurrency_limit"),
+        shed_by=dict(shed_reasons(metrics_urls, grpc_method) - reasons_before),
         shedding=shedding,
     )
 

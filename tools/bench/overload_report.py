@@ -27,10 +27,15 @@ def _verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
+def _share(row: OpenRow, reason: str) -> str:
+    total = sum(row.shed_by.values())
+    return f"{row.shed_by.get(reason, 0) / total:.0%}" if total else "-"
+
+
 def table(rows: Sequence[OpenRow]) -> str:
     out = [
         (
-            "| offered (of peak) | offered/s | started/s | goodput/s (of peak) | shed/s | "
+            "| offered (of peak) | offered/s | started/s | goodput/s (of peak) | shed/s (limit, queue) | "
             "admitted p50 ms | admitted p99 ms | shed p50 ms | shed p99 ms | every answer p99 ms "
             "(h2load) | other errors | limit | sample calls |"
         ),
@@ -41,7 +46,8 @@ def table(rows: Sequence[OpenRow]) -> str:
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.errors.items())) or "0"
         out.append(
             f"| {r.share:.0%} | {r.offered:,.0f} | {r.started:,.0f} | {r.goodput:,.0f} "
-            f"({r.goodput / r.peak:.0%}) | {r.shed:,.0f} | {_ms(s.ok_p50_ms)} | "
+            f"({r.goodput / r.peak:.0%}) | {r.shed:,.0f} ({_share(r, 'limit')}, "
+            f"{_share(r, 'queue')}) | {_ms(s.ok_p50_ms)} | "
             f"{_ms(s.ok_p99_ms)} | {_ms(s.shed_p50_ms)} | {_ms(s.shed_p99_ms)} | "
             f"{_ms(r.all_p99_ms)} | {errors} | {r.limit:.0f} | {s.sent:,} |"
         )

@@ -8,7 +8,7 @@ down the extra time is queueing, so the limit shrinks in proportion.
 
 Written here rather than taken from a library: no maintained Python package does this for a
 server (the ones on PyPI limit a client's calls to a slow API, or are AIMD semaphores with
-no latency signal), and the published algorithms need adapting to this stack in three ways:
+no latency signal), and the published algorithms need adapting to this stack in four ways:
 
 * **Per-method baseline.** One process serves methods whose unloaded latencies differ by
   100x (GetUser ~0.5 ms, a password check ~50 ms). Each sample is divided by its own
@@ -18,6 +18,12 @@ no latency signal), and the published algorithms need adapting to this stack in 
   call in flight even before throughput peaks; batching (libs/platform/batching.py) even
   needs calls in flight to share queries. The limit therefore settles where the median call
   is `tolerance` times slower than its minimum (the default is measured in BENCHMARKS.md).
+* **An absolute allowance.** A 0.5 ms call that takes 8 ms with 30 others in flight is 16x
+  slower, yet nobody is harmed. Latency up to its minimum plus `allowance_seconds` of
+  queueing (the same wait the queue gate allows, OVERLOAD_QUEUE_TARGET_SECONDS) counts as
+  unqueued too, so the limit binds only where waiting costs callers real time. Refusing
+  early is not free here: a refused call costs the process nearly as much as serving a
+  cheap one, and a client that does not back off just sends it again.
 * **No probing pauses.** Envoy re-measures the minimum by pinning concurrency low for a
   while, shedding most calls meanwhile; here the minimum is the least latency seen over the
   last one to two `baseline_seconds` (two epochs), which a few unqueued calls among
@@ -25,8 +31,9 @@ no latency signal), and the published algorithms need adapting to this stack in 
 
 The update, once per window of at least `window_min_samples` successful calls:
 
-    slowdown = median(latency / baseline[method])
-    gradient = clamp(tolerance / slowdown, 0.5, 2)
+    allowed  = max(tolerance * baseline[method], baseline[method] + allowance)
+    slowdown = median(latency / allowed)
+    gradient = clamp(1 / slowdown, 0.5, 2)
     target   = limit * gradient + sqrt(limit)      # sqrt: headroom to probe upwards
     limit    = limit + smoothing * (target - limit), within [min_limit, max_limit]
 
@@ -61,6 +68,7 @@ class LimitPolicy:
     min_limit: int = 8
     max_limit: int = 1000
     tolerance: float = 8.0
+    allowance_seconds: float = 0.02
     window_seconds: float = 0.1
     window_min_samples: int = 20
     smoothing: float = 0.2
@@ -87,7 +95,8 @@ class AdaptiveLimit:
         self._epoch_start = now
         self._baseline: dict[str, float] = {}
         self._previous: dict[str, float] = {}
-        self.last_slowdown: float | None = None  # of the last window, for metrics and logs
+        # The last window's median latency over what is allowed: above 1 the limit shrinks.
+        self.last_slowdown: float | None = None
 
     @property
     def limit(self) -> int:
@@ -127,7 +136,8 @@ class AdaptiveLimit:
         base = self.baseline(method)
         assert base is not None
         if len(self._samples) < MAX_WINDOW_SAMPLES:
-            self._samples.append(latency / base)
+            p = self.policy
+            self._samples.append(latency / max(p.tolerance * base, base + p.allowance_seconds))
         if (
             now - self._window_start >= self.policy.window_seconds
             and len(self._samples) >= self.policy.window_min_samples
@@ -137,7 +147,7 @@ class AdaptiveLimit:
     def _update(self, now: float) -> None:
         p = self.policy
         slowdown = statistics.median(self._samples)
-        gradient = min(MAX_GRADIENT, max(MIN_GRADIENT, p.tolerance / slowdown))
+        gradient = min(MAX_GRADIENT, max(MIN_GRADIENT, 1 / slowdown))
         target = self._limit * gradient + math.sqrt(self._limit)
         if target > self._limit and self._window_peak < self._limit / 2:
             target = self._limit

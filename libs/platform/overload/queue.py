@@ -12,8 +12,8 @@ While that least wait is above `target_seconds`, a growing fraction of new calls
 refused at once (the idea of PIE's drop probability, RFC 8033): at the end of each interval
 it moves towards `max_fraction` by a step that grows with how far the wait is over the
 target, and decays by `decay` once the wait is back under it. A refused call costs the
-process less than a served one, so the queue drains; it never reaches 1, so calls keep
-being served and measured. Refusals are spread evenly (a running credit, not a random draw),
+process less than a served one, so the queue drains; it stays at most `max_fraction`, so
+calls keep being served and measured. Refusals are spread evenly (a running credit, not a random draw),
 which also keeps tests deterministic.
 """
 
@@ -38,7 +38,9 @@ class QueuePolicy:
     target_seconds: float = 0.02
     interval_seconds: float = 0.2
     probe_interval_seconds: float = 0.04  # ~1% of a core for the probe's calls
-    max_fraction: float = 0.95
+    # Refusing more than half the calls buys little: each refusal costs nearly what a cheap
+    # call costs, and a client that does not back off sends it again at once.
+    max_fraction: float = 0.5
     decay: float = 0.8
     baseline_seconds: float = 30.0
 

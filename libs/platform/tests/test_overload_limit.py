@@ -3,6 +3,8 @@ latencies (no timing in these tests: every instant is an argument)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from libs.platform.overload.limit import AdaptiveLimit, LimitPolicy
@@ -15,6 +17,7 @@ POLICY = LimitPolicy(
     min_limit=4,
     max_limit=200,
     tolerance=4.0,
+    allowance_seconds=0.001,  # so the tolerance decides in these tests (but the last)
     window_seconds=0.1,
     window_min_samples=10,
 )
@@ -73,7 +76,7 @@ def test_limit_shrinks_when_latency_rises_and_recovers_when_it_falls() -> None:
     # Calls now take 20x their minimum (a slow database, say): far over the tolerance (4x).
     settle(limit, clock, 0.020, windows=150)
     assert limit.limit == POLICY.min_limit
-    assert limit.last_slowdown == pytest.approx(20.0)
+    assert limit.last_slowdown == pytest.approx(20.0 / 4)  # 20 ms against 4 x 1 ms
     settle(limit, clock, 0.001, windows=40)
     assert limit.limit >= high
 
@@ -88,6 +91,18 @@ def test_limit_settles_where_latency_is_near_the_tolerance() -> None:
         run_window(limit, clock, 0.001 * max(1, limit.limit / 2), limit.limit)
     # tolerance 4 -> median latency ~4x the minimum -> ~8 in flight, plus the sqrt headroom.
     assert 6 <= limit.limit <= 14
+
+
+def test_queueing_within_the_allowance_does_not_shrink_the_limit() -> None:
+    # 0.5 ms calls taking 15 ms: 30x their minimum, but within 0.5 ms + 20 ms.
+    policy = dataclasses.replace(POLICY, allowance_seconds=0.02)
+    clock = Clock()
+    limit = AdaptiveLimit(policy, clock.now)
+    run_window(limit, clock, 0.0005, 1)
+    settle(limit, clock, 0.015)
+    assert limit.limit > POLICY.initial
+    settle(limit, clock, 0.100, windows=150)  # 100 ms is over the allowance: it shrinks
+    assert limit.limit == POLICY.min_limit
 
 
 def test_an_idle_server_does_not_grow_its_limit() -> None:
@@ -109,7 +124,7 @@ def test_each_method_is_measured_against_its_own_minimum() -> None:
             clock.tick(0.03)
             for _ in range(6):
                 limit.release(method, latency, clock.now)
-    assert limit.last_slowdown == pytest.approx(1.0)
+    assert limit.last_slowdown == pytest.approx(1 / 4)  # at the minimum: a quarter allowed
     assert limit.limit == 20  # never shrunk (and 6 in flight is too few to grow)
 
 
