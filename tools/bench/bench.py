@@ -322,17 +322,13 @@ def _peak(rows: list[Row]) -> Row | None:
     return max(rows, key=lambda r: r.result.rate, default=None)
 
 
-def _share(name: str, part: Row | None, whole: Row | None, goal: float | None) -> str | None:
+def _share(part: Row | None, whole: Row | None, goal: float | None, lead: str = "") -> str | None:
     if part is None or whole is None or not whole.result.rate:
         return None
     ratio = part.result.rate / whole.result.rate
-    verdict = (
-        ""
-        if goal is None
-        else (f"; goal >= {goal:.0%}: **{'met' if ratio >= goal else 'not met'}**")
-    )
+    verdict = f"; goal >= {goal:.0%}: **{'met' if ratio >= goal else 'not met'}**" if goal else ""
     return (
-        f"- {name}: {part.series} peak {part.result.rate:,.0f}/s (c={part.concurrency}) is "
+        f"- {lead}{part.series} peak {part.result.rate:,.0f}/s (c={part.concurrency}) is "
         f"**{ratio:.0%}** of the {whole.series} peak {whole.result.rate:,.0f}/s "
         f"(c={whole.concurrency}){verdict}."
     )
@@ -344,9 +340,9 @@ def _goals(run: Run) -> list[str]:
         for name in ("GetUser", "empty handler", "CreatePayment", CHAIN, "pgbench INSERT")
     }
     lines = [
-        _share("GetUser", peak["GetUser"], peak["empty handler"], GOAL_GETUSER),
-        _share("CreatePayment", peak["CreatePayment"], peak[CHAIN], GOAL_CREATEPAYMENT),
-        _share("For reference", peak["CreatePayment"], peak["pgbench INSERT"], None),
+        _share(peak["GetUser"], peak["empty handler"], GOAL_GETUSER),
+        _share(peak["CreatePayment"], peak[CHAIN], GOAL_CREATEPAYMENT),
+        _share(peak["CreatePayment"], peak["pgbench INSERT"], None, "For reference: "),
     ]
     out = [line for line in lines if line]
     out.append(
@@ -490,8 +486,8 @@ def render(run: Run, args: argparse.Namespace, started: dt.datetime, load_avg: s
     notes = "\n".join(f"- {n}" for n in run.notes)
     return f"""## Runtime
 
-{started:%Y-%m-%d %H:%M} UTC. Rerun: `tools/bazel run //tools/bench:bench` (add
-`-- --py-spy $(command -v py-spy)` for the profile).
+{started:%Y-%m-%d %H:%M} UTC. Rerun: `tools/bazel run //tools/bench:bench` (this section and
+the open-loop one; add `-- --py-spy $(command -v py-spy)` for the profile).
 {_fill(_load_method(run, args) + ",")}
 loopback only, services at LOG_LEVEL={args.log_level}
 with default pool sizes and argon2 at its production defaults. Auth:

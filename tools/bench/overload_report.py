@@ -123,7 +123,8 @@ def render(
         f"offers the other {SAMPLE_SHARE:.0%} (at least {SAMPLE_MIN:.0f}/s) on its own "
         "schedule and times each call from its scheduled start by status: the admitted and "
         "shed percentiles are that sample's. Goodput and shed rates are the servers' own "
-        'counts over the whole point (grpc_server_handled_total). "limit" is the adaptive '
+        "counts (grpc_server_handled_total) over the whole point, calls still queued when it "
+        'ended included, per second of warm-up and window. "limit" is the adaptive '
         'concurrency limit at the end of the point, summed over the workers; "started" '
         'below "offered" means the load generators fell behind their schedule.',
         width=92,
