@@ -44,14 +44,27 @@ class Overloaded(Exception):
         self.retry_after = retry_after
 
 
-def retry_status(message: str, retry_after: float) -> grpc.Status:
-    """RESOURCE_EXHAUSTED, `message; retry in N s`, with RetryInfo(N) (N >= 1, whole s)."""
-    seconds = max(1, math.ceil(retry_after))
+def retry_status(message: str, retry_after: float, *, whole_seconds: bool = True) -> grpc.Status:
+    """RESOURCE_EXHAUSTED, `message; retry in N s`, with RetryInfo(N).
+
+    N is whole seconds (at least 1) for limits people hit (throttled logins, sign-ups); with
+    `whole_seconds=False` it keeps millisecond precision (at least 1 ms), for refusals that
+    clear in a moment, such as a server shedding load (libs/platform/overload).
+    """
+    if whole_seconds:
+        millis = max(1, math.ceil(retry_after)) * 1000
+    else:
+        millis = max(1, math.ceil(retry_after * 1000))
+    seconds, rest = divmod(millis, 1000)
     detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)))
+    detail.Pack(
+        error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=seconds, nanos=rest * 1_000_000)
+        )
+    )
     status = status_pb2.Status(
         code=code_pb2.RESOURCE_EXHAUSTED,
-        message=f"{message}; retry in {seconds} s",
+        message=f"{message}; retry in {millis / 1000:g} s",
         details=[detail],
     )
     grpc_status: grpc.Status = rpc_status.to_status(status)

@@ -20,6 +20,9 @@ import grpc
 
 from libs.platform import clients, db
 from libs.platform.migrations import apply_migrations
+from libs.platform.overload.limit import LimitPolicy
+from libs.platform.overload.queue import QueuePolicy
+from libs.platform.overload.retries import RetryCollector, RetryInterceptor, RetryPolicy, RetryStats
 from libs.platform.server import GrpcServer, ServiceRegistration, start_server
 
 
@@ -36,8 +39,13 @@ class WiringSettings(Protocol):
     def grpc_port(self) -> int: ...
     @property
     def grpc_max_message_bytes(self) -> int: ...
+    @property
+    def overload_retry_after_seconds(self) -> float: ...
     def server_credentials(self) -> grpc.ServerCredentials | None: ...
     def channel_credentials(self) -> grpc.ChannelCredentials | None: ...
+    def limit_policy(self) -> LimitPolicy | None: ...
+    def queue_policy(self) -> QueuePolicy: ...
+    def retry_policy(self) -> RetryPolicy: ...
 
 
 @dataclass
@@ -68,6 +76,7 @@ class Wiring:
         self._settings = settings
         self._migrations = migrations
         self._stack = AsyncExitStack()
+        self._retries = RetryStats()  # of every channel; exported by the server's metrics
 
     async def __aenter__(self) -> Self:
         # TLS settings are checked before the database is touched: a bad certificate path
@@ -86,11 +95,13 @@ class Wiring:
     def channel(
         self, address: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
     ) -> grpc.aio.Channel:
-        """A channel to another service; it connects lazily, so start order does not matter."""
+        """A channel to another service; it connects lazily, so start order does not matter.
+        Calls that the other side sheds are retried within the channel's retry budget."""
+        retry = RetryInterceptor(self._settings.retry_policy(), self._retries)
         channel = clients.open_channel(
             address,
             credentials=self._channel_credentials,
-            interceptors=interceptors,
+            interceptors=[retry, *interceptors],
             max_message_bytes=self._settings.grpc_max_message_bytes,
         )
         self._stack.push_async_callback(channel.close)
@@ -111,7 +122,11 @@ class Wiring:
             interceptors=interceptors,
             credentials=self._server_credentials,
             max_message_bytes=self._settings.grpc_max_message_bytes,
+            overload=self._settings.limit_policy(),
+            queue=self._settings.queue_policy(),
+            shed_retry_after=self._settings.overload_retry_after_seconds,
         )
+        server.metrics.registry.register(RetryCollector(self._retries))
         server.watch_database(self.pool)  # readiness follows the database
         return server
 

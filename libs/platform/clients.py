@@ -78,4 +78,8 @@ def dependency_failed(dependency: str, code: grpc.StatusCode) -> ServiceError:
     """
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and deadlines.expired():
         return deadlines.DeadlineExceeded(f"deadline exceeded while waiting for {dependency}")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # Shed, and not retried (libs/platform/overload/retries.py): the retry budget was
+        # spent or the deadline too near. Retryable for the caller, like any outage.
+        return Unavailable(f"{dependency} is overloaded; retry later")
     return Unavailable(f"{dependency} is unavailable ({code.name}); retry later")

@@ -16,10 +16,20 @@ from libs.platform.decoding import RequestDecodingInterceptor
 from libs.platform.health import LIVENESS_SERVICE, ReadinessWatcher, pool_check
 from libs.platform.interceptors import ObservabilityInterceptor
 from libs.platform.metrics import Metrics
+from libs.platform.overload.limit import LimitPolicy
+from libs.platform.overload.probe import QueueProbe, probe_address
+from libs.platform.overload.queue import QueuePolicy
+from libs.platform.overload.shedding import SheddingInterceptor
 from libs.platform.tls import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
 from libs.platform.tracing import ServerTracingInterceptor
 
 log = logging.getLogger(__name__)
+
+# A shed call's RetryInfo delay: long enough for calls in flight to finish, short enough
+# that a retry lands while the caller still waits (OVERLOAD_RETRY_AFTER_SECONDS).
+DEFAULT_SHED_RETRY_AFTER_S = 0.05
+DEFAULT_LIMIT = LimitPolicy()
+DEFAULT_QUEUE = QueuePolicy()
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,12 @@ class GrpcServer:
         port: int,
         metrics: Metrics | None = None,
         names: Sequence[str] = (),
+        shedding: SheddingInterceptor | None = None,
+        probe: QueueProbe | None = None,
     ) -> None:
         self._server = server
+        self.shedding = shedding
+        self._probe = probe
         self._health = health_servicer
         self.port = port
         self.metrics = metrics or Metrics()
@@ -61,6 +75,8 @@ class GrpcServer:
         return self.readiness
 
     async def stop(self, grace: float | None = 5.0) -> None:
+        if self._probe is not None:
+            await self._probe.stop()
         if self.readiness is not None:
             await self.readiness.stop()  # or it could flip health back to SERVING
         # Tell load balancers first so new traffic goes elsewhere during the grace period.
@@ -80,17 +96,32 @@ async def start_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    overload: LimitPolicy | None = DEFAULT_LIMIT,
+    queue: QueuePolicy = DEFAULT_QUEUE,
+    shed_retry_after: float = DEFAULT_SHED_RETRY_AFTER_S,
 ) -> GrpcServer:
     """Start serving; port 0 picks a free port. Returns the running server and bound port.
 
     With `credentials` the port speaks TLS only; oversized messages get RESOURCE_EXHAUSTED,
-    request bytes that do not parse INVALID_ARGUMENT (libs/platform/decoding.py).
+    request bytes that do not parse INVALID_ARGUMENT (libs/platform/decoding.py). Unary calls
+    beyond the adaptive limit `overload`, or refused while calls queue before the handlers
+    (`queue`), get RESOURCE_EXHAUSTED with a RetryInfo of `shed_retry_after` seconds
+    (libs/platform/overload; `overload=None` turns both off).
     """
     metrics = Metrics()
+    shedding = (
+        None
+        if overload is None
+        else SheddingInterceptor(
+            overload, queue=queue, retry_after=shed_retry_after, metrics=metrics
+        )
+    )
     server = grpc.aio.server(
-        # The first is outermost. Request decoding goes last: it must see the registered
-        # handler's own deserializer, and callers must authenticate before it answers.
+        # The first is outermost. Shedding goes first, so a refused call costs the least;
+        # request decoding goes last: it must see the registered handler's own
+        # deserializer, and callers must authenticate before it answers.
         interceptors=[
+            *([shedding] if shedding is not None else []),
             ServerTracingInterceptor(),
             ObservabilityInterceptor(metrics),
             *interceptors,
@@ -117,11 +148,25 @@ async def start_server(
         bound = server.add_secure_port(f"{host}:{port}", credentials)
     if bound == 0:
         raise OSError(f"could not bind gRPC server to {host}:{port}")
+    probe = None
+    if shedding is not None:
+        address = probe_address()
+        try:
+            probed = server.add_insecure_port(address) != 0
+        except RuntimeError:  # grpcio raises, or returns 0, when it cannot bind
+            probed = False
+        if probed:
+            probe = QueueProbe(shedding.queue.probe, address, queue.probe_interval_seconds)
+        else:
+            # Serve without the queue gate rather than not at all; the limit still holds.
+            log.warning("overload probe not started: cannot listen on %s", address)
     await server.start()
+    if probe is not None:
+        probe.start()
     serving = health_pb2.HealthCheckResponse.SERVING
     await health_servicer.set("", serving)
     await health_servicer.set(LIVENESS_SERVICE, serving)
     for name in names:
         await health_servicer.set(name, serving)
     log.info("grpc server listening", extra={"host": host, "port": bound, "services": names})
-    return GrpcServer(server, health_servicer, bound, metrics, names)
+    return GrpcServer(server, health_servicer, bound, metrics, names, shedding, probe)

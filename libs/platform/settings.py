@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.platform import config as c
+from libs.platform.overload.settings import OverloadSettings
 from libs.platform.tls import TransportSettings
 
 
 @dataclass(frozen=True, kw_only=True)
-class ServiceSettings(TransportSettings):
+class ServiceSettings(TransportSettings, OverloadSettings):
     database_url: str = c.database_url()
     grpc_port: int = c.setting(min=0, max=65535)
     grpc_host: str = c.setting("[::]")

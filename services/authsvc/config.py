@@ -8,7 +8,7 @@ from libs.platform.auth.settings import ServiceIdentitySettings
 from libs.platform.settings import ServiceSettings
 
 
-# What every service reads (DATABASE_URL, GRPC_*, LOG_LEVEL, DB_*, TLS) comes from
+# What every service reads (DATABASE_URL, GRPC_*, LOG_LEVEL, DB_*, TLS, OVERLOAD_*, RETRY_*) comes from
 # ServiceSettings; SERVICE_KEY_FILE (calls to usersvc) and TRUSTED_SERVICE_KEYS (usersvc's
 # key, for RevokeUserSessions) from ServiceIdentitySettings.
 @dataclass(frozen=True)

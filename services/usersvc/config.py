@@ -8,7 +8,7 @@ from libs.platform.auth.settings import TokenSettings
 from libs.platform.settings import ServiceSettings
 
 
-# What every service reads (DATABASE_URL, GRPC_*, LOG_LEVEL, DB_*, TLS) comes from
+# What every service reads (DATABASE_URL, GRPC_*, LOG_LEVEL, DB_*, TLS, OVERLOAD_*, RETRY_*) comes from
 # ServiceSettings; token verification (AUTHSVC_ADDR, TRUSTED_SERVICE_KEYS, ...) and
 # SERVICE_KEY_FILE (for RevokeUserSessions calls to authsvc) from TokenSettings.
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ stack summaries and the report sections."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -17,14 +19,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 
 from libs.platform.testing.launch import wait_healthy
 from libs.platform.testing.net import free_port
-from tools.bench import h2load, profile
+from libs.platform.testing.postgres import create_database
+from payment.v1 import payment_pb2, payment_pb2_grpc
+from tools.bench import h2load, overload_report, profile
 from tools.bench.h2load import H2Load, MetricsUnavailable
 from tools.bench.load import LoadGenerator, percentile
+from tools.bench.openloop import OpenLoopGenerator, OpenWorkerResult, combine
+from tools.bench.overload import Ledger, OpenRow, check_ledger
 from tools.bench.sections import replace_section
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -313,3 +320,137 @@ def test_replace_section_keeps_the_other_tools_section(tmp_path: Path) -> None:
     text = out.read_text()
     assert "run 2" in text and "run 1" not in text and "build 1" in text
     assert text.index("runtime:begin") < text.index("build:begin")
+
+
+def test_the_chain_serves_create_payment_by_calling_the_next_hop() -> None:
+    with (
+        _serving(1) as back,
+        _serving(1, {"CHAIN_TO": back.addr}) as front,
+        grpc.insecure_channel(front.addr) as channel,
+    ):
+        pay = payment_pb2_grpc.PaymentServiceStub(channel)
+        for _ in range(3):
+            resp = pay.CreatePayment(payment_pb2.CreatePaymentRequest(user_id="u"), timeout=5)
+            assert resp.status == payment_pb2.PAYMENT_STATUS_COMPLETED
+        assert h2load.scrape(back.metrics_urls, "/user.v1.UserService/GetUser") == {"OK": 3}
+        assert h2load.scrape(front.metrics_urls, "/payment.v1.PaymentService/CreatePayment") == {
+            "OK": 3
+        }
+
+
+def test_open_loop_driver_sends_on_its_schedule_and_times_each_call() -> None:
+    # Shedding off: on a busy machine the server could otherwise refuse a few.
+    with _serving(1, {"OVERLOAD_SHEDDING": "false"}) as served:
+        sampler = OpenLoopGenerator(processes=2)
+        try:
+            point = sampler.run(
+                "GetUser", served.addr, 100, duration_s=1.0, warmup_s=0.2, user_id="u"
+            )
+        finally:
+            sampler.close()
+    assert point.sent == 100  # exactly the schedule: 100/s for 1 s, warm-up not counted
+    assert (point.ok, point.shed, point.errors) == (100, 0, {})
+    assert 0 < point.ok_p50_ms <= point.ok_p99_ms
+    assert math.isnan(point.shed_p50_ms)  # nothing shed, so no shed latency
+
+
+def test_open_loop_keeps_shed_answers_apart() -> None:
+    served = OpenWorkerResult(sent=4, ok_ms=[1.0, 2.0], shed_ms=[0.5, 0.7], acked=["a", "b"])
+    more = OpenWorkerResult(sent=2, ok_ms=[3.0], errors=Counter(DEADLINE_EXCEEDED=1))
+    served.wall_s = more.wall_s = 2.0
+    served.cpu_s, more.cpu_s = 0.5, 0.3
+    point = combine([served, more], rate=3.0, duration_s=2.0)
+    assert (point.sent, point.ok, point.shed) == (6, 3, 2)
+    assert point.errors == {"DEADLINE_EXCEEDED": 1}
+    assert (point.ok_p50_ms, point.shed_p99_ms) == (2.0, 0.7)
+    assert point.goodput == 1.5
+    assert point.client_cpu == pytest.approx(0.4)
+    assert point.acked == ["a", "b"]
+
+
+def test_h2load_rate_mode_starts_calls_on_schedule() -> None:
+    with _serving(1, {"OVERLOAD_SHEDDING": "false"}) as served:
+        window = h2load.run_rate(
+            _h2load(), "GetUser", served.addr, 200, duration_s=1.0, warmup_s=0.2, user_id="u"
+        )
+    # 200/s for 1 s: a few late on a loaded machine, or one early per connection (each
+    # connection's schedule rounds its first call).
+    assert 160 <= window.started <= 200 + h2load.RATE_CONNECTIONS
+    assert len(window.latencies_ms) >= 150
+    assert window.latencies_ms == sorted(window.latencies_ms)
+
+
+def _open_row(method: str, share: float, shed_ms: list[float], shedding: bool = True) -> OpenRow:
+    sample = combine(
+        [OpenWorkerResult(sent=100, ok_ms=[1.0 + share, 5.0 * share], shed_ms=shed_ms)],
+        rate=100 * share,
+        duration_s=1.0,
+    )
+    return OpenRow(
+        method=method,
+        share=share,
+        peak=1000.0,
+        offered=1000 * share,
+        started=1000 * share,
+        goodput=min(1000.0, 1000 * share),
+        shed=max(0.0, 1000 * share - 1000),
+        errors={},
+        answered_ok=1000,
+        sample=sample,
+        all_p99_ms=10.0,
+        limit=40,
+        shed_by={"queue": 3, "limit": 1},
+        shedding=shedding,
+    )
+
+
+def test_open_loop_section_states_each_goal_and_links_the_plot(tmp_path: Path) -> None:
+    rows = [
+        _open_row(m, s, [0.5] if s > 1 else [])
+        for m in ("GetUser", "CreatePayment")
+        for s in (0.4, 0.8, 2.0)
+    ]
+    rows.append(_open_row("GetUser", 2.0, [0.5], shedding=False))
+    ledger = Ledger(acked=10, acked_found=10, shed=3, acknowledged_total=50, rows_added=50)
+    text = overload_report.render(
+        rows,
+        ledger,
+        started="now",
+        workers=2,
+        duration_s=5,
+        warmup_s=1,
+        plot="tools/bench/results/openloop.png",
+    )
+    assert "GetUser, p99 < 20 ms up to 80% of the peak: worst 4.0 ms at 80%: **met**" in text
+    assert "CreatePayment at 200% of the peak (2,000/s offered): goodput 1,000/s = 100%" in text
+    assert "shed calls answered in 0.5 ms at p99 (goal < 5: **met**)" in text
+    assert "lost or duplicated: of the sample's 10 acknowledged payments 10 are in" in text
+    assert "![p50/p99 of admitted calls and goodput against offered load]" in text
+    assert "### The same top points with shedding off" in text
+    png = tmp_path / "openloop.png"
+    overload_report.draw(rows, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_ledger_finds_each_acknowledged_payment_once(pg_admin_dsn: str) -> None:
+    url = await create_database(pg_admin_dsn)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE payments (idempotency_key text)")
+        await conn.executemany(
+            "INSERT INTO payments VALUES ($1)", [("a",), ("b",), ("b",), ("x",), ("u",)]
+        )
+    finally:
+        await conn.close()
+    sample = combine(
+        [OpenWorkerResult(acked=["a", "b", "c"], shed_keys=["x", "y"], unknown_keys=["u", "v"])],
+        rate=1.0,
+        duration_s=1.0,
+    )
+    row = dataclasses.replace(_open_row("CreatePayment", 1.0, []), sample=sample, answered_ok=3)
+    ledger = await asyncio.to_thread(check_ledger, url, [row], 0)
+    assert (ledger.acked, ledger.acked_found, ledger.duplicates) == (3, 2, 1)
+    assert (ledger.shed, ledger.shed_written) == (2, 1)
+    assert (ledger.unknown, ledger.unknown_written) == (2, 1)
+    assert (ledger.acknowledged_total, ledger.rows_added) == (3, 5)
+    assert not ledger.holds  # "c" lost, "b" twice, shed "x" written

@@ -34,6 +34,7 @@ MAX_CONNECTIONS = 16
 SETTLE_POLL_S = 0.1
 SETTLE_TIMEOUT_S = 10.0
 _SUMMARY = re.compile(r"requests: \d+ total, \d+ started, (?P<done>\d+) done,")
+_STARTED = re.compile(r"requests: \d+ total, (?P<started>\d+) started,")
 
 
 class MetricsUnavailable(RuntimeError):
@@ -221,6 +222,60 @@ class H2Load:
             window = read_log(log, done)
         after = settled(metrics_urls, grpc_method)
         return point_result(window, after - before, duration_s, s.concurrency)
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """What h2load saw in an open-loop window: calls started and every answer's time."""
+
+    started: int
+    latencies_ms: list[float]  # of every answer, failed gRPC calls included (HTTP 200)
+
+
+# Open loop: streams each connection may keep open at once. h2load sends a call on its
+# schedule only while a stream is free (otherwise it sends the late ones in a burst when
+# one frees up), so this is set far above what any point here keeps in flight.
+RATE_CONNECTIONS = 16
+RATE_STREAMS = 256
+
+
+def run_rate(
+    h2: H2Load,
+    method: str,
+    target: str,
+    rate: float,
+    *,
+    duration_s: float,
+    warmup_s: float,
+    user_id: str,
+    token: str = "",
+) -> RateWindow:
+    """`rate` calls per second on a fixed schedule (h2load --rps), whatever the answers."""
+    frame = grpc_frame(request(method, user_id))
+    url = f"http://{target}/{SERVICES[method]}/{method}"
+    with tempfile.TemporaryDirectory(prefix="micro-h2load-") as tmp:
+        body, log = Path(tmp) / "request.bin", Path(tmp) / "requests.tsv"
+        body.write_bytes(frame)
+        argv = h2.argv(
+            url,
+            body,
+            log,
+            Shape(RATE_CONNECTIONS, RATE_STREAMS),
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            token=token,
+        )
+        argv.insert(-1, f"--rps={rate / RATE_CONNECTIONS:.3f}")
+        proc = subprocess.run(  # noqa: S603 - our h2load binary and arguments
+            argv, capture_output=True, text=True, check=False, timeout=warmup_s + duration_s + 60
+        )
+        summary = _STARTED.search(proc.stdout)
+        if proc.returncode != 0 or summary is None:
+            raise RuntimeError(
+                f"h2load failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+            )
+        latencies = sorted(int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines())
+    return RateWindow(int(summary["started"]), latencies)
 
 
 def _run(argv: list[str], timeout_s: float) -> int:

@@ -1,5 +1,6 @@
-"""The system under test: a throwaway PostgreSQL, the services and the empty server, each a
-separate process started from its Bazel binary, exactly as tools/local/run.py does."""
+"""The system under test: a throwaway PostgreSQL, the services, the empty server and
+the two-hop chain (the empty server's binary in its CHAIN_TO role, calling the empty
+server), each a separate process started from its Bazel binary, as tools/local/run.py does."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from libs.platform.testing.launch import (
 from libs.platform.testing.postgres import PostgresCluster, create_database
 
 # Every service of services/inventory.bzl gets its database (the bench starts those it
-# measures), then the empty server: ports 50151, 50152, ... in that order.
+# measures), then the empty server and the two-hop chain: ports 50151, 50152, ... in that order.
 DATABASES = {s.name: s.database for s in inventory.services()}
-SERVERS = (*DATABASES, "empty")
+SERVERS = (*DATABASES, "empty", "chain")
 PORTS = {name: 50151 + i for i, name in enumerate(SERVERS)}
 # Fixed, so the h2load driver can read each worker's call counters: worker i of a server
 # serves /metrics on its METRICS_PORT + i, hence a block of MAX_WORKERS ports per server.
@@ -71,7 +72,7 @@ def _wait_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 30
 
 @dataclass
 class System:
-    binaries: dict[str, str]  # usersvc, paymentsvc, authsvc, empty -> path
+    binaries: dict[str, str]  # usersvc, paymentsvc, authsvc, empty, chain -> path
     log_level: str = "INFO"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     cluster: PostgresCluster | None = None
@@ -120,6 +121,15 @@ class System:
             **common,
             "GRPC_PORT": str(PORTS["empty"]),
             "METRICS_PORT": str(METRICS_PORTS["empty"]),
+        }
+        # As paymentsvc calls usersvc: with paymentsvc's service key, which the empty
+        # server (verifying like usersvc) trusts.
+        self.env["chain"] = {
+            **common,
+            "GRPC_PORT": str(PORTS["chain"]),
+            "METRICS_PORT": str(METRICS_PORTS["chain"]),
+            "CHAIN_TO": self.addr("empty"),
+            "SERVICE_KEY_FILE": str(keys / "paymentsvc.pem"),
         }
 
     def start(self, name: str, workers: int = 1) -> None:

@@ -10,13 +10,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.platform.app import ServiceApp, Wiring
+from libs.platform.overload.settings import OverloadSettings
 from libs.platform.server import ServiceRegistration
 from libs.platform.tls import TransportSettings
 from user.v1 import user_pb2, user_pb2_grpc
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings(TransportSettings):
+class Settings(TransportSettings, OverloadSettings):
     database_url: str
     db_pool_max_size: int = 2
     grpc_host: str = "127.0.0.1"

@@ -42,10 +42,16 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
     batch: bool = True
     # The number of ids in each BatchGetUsers call.
     batch_sizes: list[int] = field(default_factory=list)
+    # When set, calls wait for it; `entered` is set once one does.
+    gate: asyncio.Event | None = None
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _called(self, context) -> None:
         self.calls += 1
         self.authorizations.append(dict(context.invocation_metadata()).get("authorization", ""))
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
 

@@ -1,0 +1,210 @@
+"""Open-loop points: offered load at a share of the closed-loop peak, whatever the answers.
+
+Three sources make one point, because no one load generator here can do it all:
+
+* h2load's rate mode (--rps; tools/bench/h2load.py) offers most of the calls: a C client
+  costs the shared CPUs little. It sees every gRPC answer as HTTP 200, though, so it cannot
+  tell a shed call from a served one.
+* the Python open-loop driver (openloop.py) offers the rest, a sample of SAMPLE_SHARE of the
+  calls on its own fixed schedule, and records each one's status and latency (from its
+  scheduled start): the admitted and shed calls' percentiles come from this sample.
+* the servers' own counters (grpc_server_handled_total) count every answer by status code:
+  goodput and shed rates are those counts over the point.
+
+For CreatePayment the sample's idempotency keys are then looked up in payments_db (the
+ledger check): every acknowledged payment must be there exactly once, and no shed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
+
+from tools.bench import h2load
+from tools.bench.h2load import H2Load
+from tools.bench.load import percentile
+from tools.bench.openloop import OpenLoopGenerator, OpenPoint
+
+SAMPLE_SHARE = 0.1
+SAMPLE_MIN = 50.0  # calls/s: enough for a p99 over a few seconds
+SHED = "RESOURCE_EXHAUSTED"
+
+
+@dataclass(frozen=True)
+class OpenRow:
+    method: str
+    share: float  # of the closed-loop peak
+    peak: float  # the closed-loop peak, calls/s
+    offered: float  # calls/s on the two schedules together
+    started: float  # calls/s the load generators started in the measured window
+    goodput: float  # OK answers/s (the servers' counters)
+    shed: float  # RESOURCE_EXHAUSTED answers/s (the servers' counters)
+    errors: dict[str, int]  # other codes (the servers' counters, whole point)
+    answered_ok: int  # OK answers, warm-up included (the servers' counters)
+    sample: OpenPoint
+    all_p99_ms: float  # h2load: every answer, served and shed
+    limit: float  # the servers' concurrency limits at the end, summed over workers
+    shed_by: dict[str, int]  # refusals by reason (limit, queue), the servers' counters
+    shedding: bool = True
+
+
+@dataclass
+class Ledger:
+    """The CreatePayment sample's keys against payments_db."""
+
+    acked: int = 0
+    acked_found: int = 0  # acknowledged keys with a row
+    duplicates: int = 0  # keys with more than one row
+    shed: int = 0
+    shed_written: int = 0  # shed keys with a row (must be 0: a shed call never ran)
+    unknown: int = 0  # failed otherwise (deadline, cancelled): the outcome is unknown
+    unknown_written: int = 0
+    acknowledged_total: int = 0  # OK answers to CreatePayment (servers' counters)
+    rows_added: int = 0  # payments rows written meanwhile, all load generators
+    points: list[str] = field(default_factory=list)
+
+    @property
+    def holds(self) -> bool:
+        return (
+            self.acked_found == self.acked
+            and self.duplicates == 0
+            and self.shed_written == 0
+            and self.rows_added >= self.acknowledged_total
+        )
+
+
+def gauge(urls: Sequence[str], name: str) -> float:
+    total = 0.0
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            total += sum(s.value for s in family.samples if s.name == name)
+    return total
+
+
+def shed_reasons(urls: Sequence[str], grpc_method: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "overload_shed_total" and s.labels["grpc_method"] == grpc_method:
+                    counts[s.labels["reason"]] += int(s.value)
+    return counts
+
+
+def measure(
+    h2: H2Load,
+    sampler: OpenLoopGenerator,
+    *,
+    method: str,
+    target: str,
+    metrics_urls: Sequence[str],
+    rate: float,
+    share: float,
+    peak: float,
+    duration_s: float,
+    warmup_s: float,
+    user_id: str,
+    token: str,
+    shedding: bool = True,
+) -> OpenRow:
+    grpc_method = f"/{h2load.SERVICES[method]}/{method}"
+    before = h2load.scrape(metrics_urls, grpc_method)
+    reasons_before = shed_reasons(metrics_urls, grpc_method)
+    sample_rate = min(max(SAMPLE_MIN, rate * SAMPLE_SHARE), rate / 2)
+    start_at = time.time() + 1.5 + warmup_s  # the sampler's processes connect meanwhile
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        sampled = pool.submit(
+            sampler.run,
+            method,
+            target,
+            sample_rate,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            user_id=user_id,
+            token=token,
+            start_at=start_at,
+        )
+        time.sleep(max(0.0, start_at - warmup_s - time.time()))
+        window = h2load.run_rate(
+            h2,
+            method,
+            target,
+            rate - sample_rate,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            user_id=user_id,
+            token=token,
+        )
+        sample = sampled.result()
+    counts = h2load.settled(metrics_urls, grpc_method) - before
+    span = warmup_s + duration_s  # both schedules ran that long; the counts cover it all
+    errors = {code: n for code, n in counts.items() if code not in ("OK", SHED) and n}
+    return OpenRow(
+        method=method,
+        share=share,
+        peak=peak,
+        offered=rate,
+        started=(window.started + sample.sent) / duration_s,
+        goodput=counts["OK"] / span,
+        shed=counts[SHED] / span,
+        errors=errors,
+        answered_ok=counts["OK"],
+        sample=sample,
+        all_p99_ms=percentile(window.latencies_ms, 0.99),
+        limit=gauge(metrics_urls, "overload_concurrency_limit"),
+        shed_by=dict(shed_reasons(metrics_urls, grpc_method) - reasons_before),
+        shedding=shedding,
+    )
+
+
+async def _count_keys(url: str, keys: list[str]) -> Counter[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT idempotency_key, count(*) AS n FROM payments "
+            "WHERE idempotency_key = ANY($1::text[]) GROUP BY 1",
+            keys,
+        )
+    finally:
+        await conn.close()
+    return Counter({r["idempotency_key"]: r["n"] for r in rows})
+
+
+async def _count_rows(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM payments"))
+    finally:
+        await conn.close()
+
+
+def count_rows(url: str) -> int:
+    return asyncio.run(_count_rows(url))
+
+
+def check_ledger(url: str, rows: Sequence[OpenRow], rows_before: int) -> Ledger:
+    ledger = Ledger()
+    acked = [k for r in rows for k in r.sample.acked]
+    shed = [k for r in rows for k in r.sample.shed_keys]
+    unknown = [k for r in rows for k in r.sample.unknown_keys]
+    found = asyncio.run(_count_keys(url, acked + shed + unknown))
+    ledger.acked, ledger.shed, ledger.unknown = len(acked), len(shed), len(unknown)
+    ledger.acked_found = sum(1 for k in acked if found[k])
+    ledger.duplicates = sum(1 for n in found.values() if n > 1)
+    ledger.shed_written = sum(1 for k in shed if found[k])
+    ledger.unknown_written = sum(1 for k in unknown if found[k])
+    ledger.acknowledged_total = sum(r.answered_ok for r in rows)
+    ledger.rows_added = count_rows(url) - rows_before
+    return ledger
