@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -24,6 +24,7 @@ from libs.platform.metrics import Metrics
 from libs.platform.overload.limit import AdaptiveLimit, LimitPolicy
 from libs.platform.overload.probe import is_probe_peer
 from libs.platform.overload.queue import QueueGate, QueuePolicy
+from libs.platform.rpc_types import Context, Continuation, Handler, UnaryBehavior, unary_behavior
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
         status = retry_status(REFUSAL, retry_after, whole_seconds=False)
         self._code, self._details = status.code, status.details
         self._trailers = status.trailing_metadata
-        self._refusers: dict[tuple[str, str], grpc.RpcMethodHandler] = {}
+        self._refusers: dict[tuple[str, str], Handler] = {}
         self._logged_at = clock()
         self._shed_since_log = 0
         if metrics is not None:
@@ -65,9 +66,9 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         method = handler_call_details.method
         if method.startswith(EXEMPT_PREFIXES):
             return await continuation(handler_call_details)
@@ -78,18 +79,18 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
             if self.queue.refuse_next():
                 return self._refuser(method, "queue")
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        inner = unary_behavior(handler) if handler is not None else None
+        if handler is None or inner is None:
             return handler  # an unknown method (UNIMPLEMENTED) or a stream: not limited
         if len(self._known) < MAX_KNOWN_METHODS:
             self._known.add(method)
-        return self._limited(method, handler)
+        return self._limited(method, handler, inner)
 
-    def _limited(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        inner = handler.unary_unary
+    def _limited(self, method: str, handler: Handler, inner: UnaryBehavior) -> Handler:
         decode = handler.request_deserializer
         limit, clock = self.limit, self._clock
 
-        async def limited(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        async def limited(raw: bytes, context: Context) -> Any:
             # The place is taken here, not in intercept_service: a call cancelled before
             # its request arrives never runs its handler, and would never give it back.
             if is_probe_peer(context.peer()):
@@ -115,18 +116,18 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
             limited, response_serializer=handler.response_serializer
         )
 
-    def _refuser(self, method: str, reason: str) -> grpc.RpcMethodHandler:
+    def _refuser(self, method: str, reason: str) -> Handler:
         handler = self._refusers.get((method, reason))
         if handler is None:
 
-            async def refuse(requests: object, context: grpc.aio.ServicerContext) -> None:
+            async def refuse(requests: object, context: Context) -> None:
                 return self._refuse(method, reason, context)
 
             handler = grpc.stream_unary_rpc_method_handler(refuse)
             self._refusers[(method, reason)] = handler
         return handler
 
-    def _refuse(self, method: str, reason: str, context: grpc.aio.ServicerContext) -> None:
+    def _refuse(self, method: str, reason: str, context: Context) -> None:
         # Status set and None returned: grpc.aio then sends the status without a message
         # and without the exception that abort() raises.
         context.set_code(self._code)

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pytest
@@ -56,7 +57,7 @@ class Served:
     channel: grpc.aio.Channel
 
     @property
-    def stub(self) -> user_pb2_grpc.UserServiceStub:
+    def stub(self) -> user_pb2_grpc.UserServiceAsyncStub:
         return user_pb2_grpc.UserServiceStub(self.channel)
 
 
@@ -87,7 +88,7 @@ async def served() -> AsyncIterator[Served]:
     await s.server.stop(0)
 
 
-async def fill(s: Served, n: int) -> list[asyncio.Task]:
+async def fill(s: Served, n: int) -> list[asyncio.Task[Any]]:
     """n calls that hold their places; returns once all of them run in the handler."""
     calls = [
         asyncio.ensure_future(s.stub.GetUser(user_pb2.GetUserRequest(user_id="wait")))
@@ -160,7 +161,9 @@ async def test_shedding_is_counted_in_metrics(served: Served) -> None:
 
 async def test_unknown_methods_are_not_limited_or_counted(served: Served) -> None:
     await fill(served, 2)
-    nothing = served.channel.unary_unary("/no.such.Service/Method")
+    nothing: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = served.channel.unary_unary(
+        "/no.such.Service/Method"
+    )
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await nothing(b"")
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
@@ -203,7 +206,7 @@ async def test_the_probe_listener_serves_nothing_but_the_probe(served: Served) -
 
 
 async def test_shedding_can_be_switched_off() -> None:
-    s = await serve(policy=None)  # type: ignore[arg-type]
+    s = await serve(policy=None)
     try:
         await fill(s, 5)  # more than TWO: all admitted
         assert s.server.shedding is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -42,7 +43,7 @@ async def shedding_users(servicer: FakeUsers, retry_after: float) -> GrpcServer:
 
 
 @pytest.fixture
-async def system(request, database_url, jwks, service_keys) -> AsyncIterator[tuple]:
+async def system(request, database_url, jwks, service_keys) -> AsyncIterator[tuple[Any, ...]]:
     users = FakeUsers(gate=asyncio.Event())
     users_server = await shedding_users(users, request.param)
     settings = dataclasses.replace(
