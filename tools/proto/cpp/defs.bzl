@@ -18,25 +18,16 @@ The libraries include as `<proto package path>/<file>.pb.h`, e.g. `auth/v1/auth.
 """
 
 load("@rules_cc//cc:defs.bzl", "cc_library")
-load("@rules_proto_grpc//:defs.bzl", "ProtoPluginInfo", "bazel_build_rule_common_attrs", "filter_files", "proto_compile_attrs", "proto_compile_impl", "proto_compile_toolchains")
+load("@rules_proto_grpc//:defs.bzl", "bazel_build_rule_common_attrs", "filter_files")
 load("@rules_proto_grpc_cpp//:cpp_grpc_library.bzl", "GRPC_DEPS")
+load("//tools/proto:compile.bzl", "proto_compile_rule")
 
-cpp_grpc_compile = rule(
-    implementation = proto_compile_impl,
-    attrs = dict(
-        proto_compile_attrs,
-        _plugins = attr.label_list(
-            providers = [ProtoPluginInfo],
-            default = [
-                Label("//tools/proto/cpp:cpp_plugin"),
-                Label("@rules_proto_grpc_cpp//:grpc_plugin"),
-            ],
-            cfg = "exec",
-        ),
-        _fixer = attr.label(default = Label("//tools/proto:unused_tool"), cfg = "exec", executable = True),
-        _merger = attr.label(default = Label("//tools/proto:unused_tool"), cfg = "exec", executable = True),
-    ),
-    toolchains = proto_compile_toolchains,
+cpp_grpc_compile = proto_compile_rule(
+    [
+        Label("//tools/proto/cpp:cpp_plugin"),
+        Label("@rules_proto_grpc_cpp//:grpc_plugin"),
+    ],
+    plugins_cfg = "exec",
 )
 
 def cpp_grpc_library(name, protos, deps = [], **kwargs):
