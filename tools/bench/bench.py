@@ -144,6 +144,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path(workspace) / "tools/bench/results/openloop.png",
         help="where the open-loop plot goes (linked from --out)",
     )
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every server (services and empty servers), e.g. "
+        "OVERLOAD_QUEUE_SHEDDING=false for an A/B; repeatable",
+    )
     parser.add_argument("--py-spy", default=os.environ.get("PY_SPY") or shutil.which("py-spy"))
     parser.add_argument("--log-level", default="INFO", help="the services' LOG_LEVEL")
     parser.add_argument(
@@ -647,6 +655,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         system.start_database()
         system.environments()
+        extra = dict(kv.split("=", 1) for kv in args.service_env)
+        for env in system.env.values():
+            env.update(extra)
+        if extra:
+            settings = ", ".join(f"`{k}={v}`" for k, v in sorted(extra.items()))
+            run.notes.append(f"Every server ran with {settings} (--service-env).")
+            run.open_notes.append(f"Every server ran with {settings} (--service-env).")
         run.workers = args.workers
         # authsvc's Login is bound by argon2 in usersvc; one worker is plenty for it.
         for name in ("usersvc", "authsvc", "paymentsvc"):

@@ -41,6 +41,7 @@ class QueuePolicy:
     # Refusing more than half the calls buys little: each refusal costs nearly what a cheap
     # call costs, and a client that does not back off sends it again at once.
     max_fraction: float = 0.5
+    refuse: bool = True  # False: measure and export the wait, refuse nothing
     decay: float = 0.8
     baseline_seconds: float = 30.0
 
@@ -86,7 +87,7 @@ class QueueGate:
 
     def refuse_next(self) -> bool:
         """Whether to refuse the call arriving now."""
-        if not self.fraction:
+        if not self.fraction or not self.policy.refuse:
             return False
         self._credit += self.fraction
         if self._credit >= 1:

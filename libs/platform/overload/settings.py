@@ -24,6 +24,7 @@ class OverloadSettings:
     overload_window_seconds: float = c.setting(_LIMIT.window_seconds, min=0.001, max=60.0)
     overload_baseline_seconds: float = c.setting(_LIMIT.baseline_seconds, min=1.0, max=3600.0)
     overload_queue_target_seconds: float = c.setting(_QUEUE.target_seconds, min=0.0005, max=10.0)
+    overload_queue_shedding: bool = c.setting(_QUEUE.refuse)
     overload_queue_max_shed: float = c.setting(_QUEUE.max_fraction, min=0.01, max=0.99)
     overload_queue_interval_seconds: float = c.setting(_QUEUE.interval_seconds, min=0.001, max=60.0)
     overload_probe_interval_seconds: float = c.setting(
@@ -54,6 +55,7 @@ class OverloadSettings:
             target_seconds=self.overload_queue_target_seconds,
             interval_seconds=self.overload_queue_interval_seconds,
             max_fraction=self.overload_queue_max_shed,
+            refuse=self.overload_queue_shedding,
             probe_interval_seconds=self.overload_probe_interval_seconds,
             baseline_seconds=self.overload_baseline_seconds,
         )

@@ -188,6 +188,15 @@ def test_queue_gate_refuses_a_growing_share_while_calls_wait_and_stops_after() -
     assert refused(gate, 1000) == 0
 
 
+def test_queue_gate_that_may_not_refuse_only_measures() -> None:
+    clock = Clock()
+    gate = QueueGate(dataclasses.replace(QUEUE, refuse=False), clock.now)
+    probes(gate, clock, 0.0005, 1.0)
+    probes(gate, clock, 0.0505, 1.0)
+    assert gate.fraction > 0 and gate.last_wait == pytest.approx(0.05)
+    assert refused(gate, 1000) == 0
+
+
 def test_queue_gate_ignores_a_burst_shorter_than_its_interval() -> None:
     clock = Clock()
     gate = QueueGate(QUEUE, clock.now)
