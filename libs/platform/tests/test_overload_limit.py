@@ -159,7 +159,9 @@ def test_policy_refuses_contradictions() -> None:
         LimitPolicy(tolerance=1.0)
 
 
-QUEUE = QueuePolicy(target_seconds=0.005, interval_seconds=0.1, max_fraction=0.9, decay=0.9)
+QUEUE = QueuePolicy(
+    target_seconds=0.005, interval_seconds=0.1, max_fraction=0.9, decay=0.9, refuse=True
+)
 
 
 def probes(gate: QueueGate, clock: Clock, latency: float, seconds: float) -> None:
@@ -195,6 +197,10 @@ def test_queue_gate_that_may_not_refuse_only_measures() -> None:
     probes(gate, clock, 0.0505, 1.0)
     assert gate.fraction > 0 and gate.last_wait == pytest.approx(0.05)
     assert refused(gate, 1000) == 0
+
+
+def test_queue_gate_only_measures_by_default() -> None:
+    assert QueuePolicy().refuse is False
 
 
 def test_queue_gate_ignores_a_burst_shorter_than_its_interval() -> None:

@@ -29,7 +29,7 @@ EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 # Two places; the probe runs once at start, then never again during a test, so nothing but
 # the test moves the queue gate.
 TWO = LimitPolicy(initial=2, min_limit=2, max_limit=2)
-QUIET_PROBE = QueuePolicy(probe_interval_seconds=3600)
+QUIET_PROBE = QueuePolicy(probe_interval_seconds=3600, refuse=True)
 
 
 @dataclass
