@@ -16,7 +16,15 @@ import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from libs.platform.rpc_types import Context, Continuation, Handler, unary_behavior
+from libs.platform.rpc_types import (
+    ClientContinuation,
+    Context,
+    Continuation,
+    Handler,
+    method_name,
+    unary_behavior,
+    with_metadata,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +126,13 @@ class ClientTracingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 
     async def intercept_unary_unary(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        continuation: ClientContinuation,
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
         if not enabled():
             return await continuation(client_call_details, request)
-        method = client_call_details.method
-        if isinstance(method, bytes):
-            method = method.decode()
+        method = method_name(client_call_details)
         tracer = trace.get_tracer(_TRACER)
         with tracer.start_as_current_span(
             method, kind=SpanKind.CLIENT, attributes=_rpc_attributes(method)
@@ -136,14 +142,7 @@ class ClientTracingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
             for key, value in carrier.items():
                 metadata.add(key, value)
-            details = grpc.aio.ClientCallDetails(
-                client_call_details.method,
-                client_call_details.timeout,
-                metadata,
-                client_call_details.credentials,
-                client_call_details.wait_for_ready,
-            )
-            call = await continuation(details, request)
+            call = await continuation(with_metadata(client_call_details, metadata), request)
             # Waiting for the status keeps the span open exactly as long as the call.
             _set_status(span, await call.code())
             return call

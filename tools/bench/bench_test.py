@@ -10,7 +10,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -24,7 +23,7 @@ import grpc
 import pytest
 
 from libs.platform.testing.launch import wait_healthy
-from libs.platform.testing.net import free_port
+from libs.platform.testing.net import free_port, free_port_block
 from libs.platform.testing.postgres import create_database
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from tools.bench import h2load, overload_report, profile
@@ -36,19 +35,6 @@ from tools.bench.sections import replace_section
 from user.v1 import user_pb2, user_pb2_grpc
 
 EMPTY_SERVER = os.environ.get("EMPTY_SERVER", "")
-
-
-def _free_port_pair() -> int:
-    """A port p with p + 1 free too (worker i serves metrics on METRICS_PORT + i)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port + 1))  # noqa: S104 - where the endpoint binds
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two adjacent free ports")
 
 
 def _start(
@@ -88,7 +74,8 @@ class Served:
 
 @contextlib.contextmanager
 def _serving(workers: int, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
-    port, metrics_port = free_port(), _free_port_pair()
+    # Worker i serves its metrics on METRICS_PORT + i.
+    port, metrics_port = free_port(), free_port_block(workers)
     proc = _start(str(workers), port, metrics_port, extra_env)
     urls = [f"http://127.0.0.1:{metrics_port + i}/metrics" for i in range(workers)]
     try:
@@ -138,7 +125,7 @@ def _scrape(port: int) -> str:
 
 
 def test_each_worker_serves_its_own_metrics_port() -> None:
-    port, metrics_port = free_port(), _free_port_pair()
+    port, metrics_port = free_port(), free_port_block(2)
     proc = _start("2", port, metrics_port)
     try:
         wait_healthy(f"127.0.0.1:{port}", proc)

@@ -48,7 +48,7 @@ def lint_test(name = "lint_test", extra_srcs = []):
         ],
     )
 
-def typecheck_test(name = "typecheck_test", deps = [], exclude = []):
+def typecheck_test(name = "typecheck_test", deps = []):
     """Type-checks every .py file of the calling package with mypy (settings: //:mypy.ini).
 
     Like lint_test, one test per package, so results are cached per package.
@@ -57,9 +57,8 @@ def typecheck_test(name = "typecheck_test", deps = [], exclude = []):
       name: target name.
       deps: what the files import (the package's libraries and test deps): the test puts
         them on the path so mypy sees the real types, generated proto stubs included.
-      exclude: files to leave out (globs).
     """
-    srcs = native.glob([_own("*.py")], exclude = exclude, allow_empty = True)
+    srcs = native.glob([_own("*.py")], allow_empty = True)
     py_test(
         name = name,
         size = "medium",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from libs.platform.auth.keys import load_private_key
 from libs.platform.auth.tokens import ALGORITHM, AUTHORIZATION_HEADER, SERVICE_PREFIX
+from libs.platform.rpc_types import ClientContinuation, with_metadata
 
 SERVICE_TOKEN_TTL_SECONDS = 120
 
@@ -66,7 +67,7 @@ class BearerClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 
     async def intercept_unary_unary(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        continuation: ClientContinuation,
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
@@ -76,11 +77,5 @@ class BearerClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             if k.lower() != AUTHORIZATION_HEADER
         ]
         metadata.append((AUTHORIZATION_HEADER, f"Bearer {self._signer.token_for(self._audience)}"))
-        details = grpc.aio.ClientCallDetails(
-            method=client_call_details.method,
-            timeout=client_call_details.timeout,
-            metadata=grpc.aio.Metadata(*metadata),
-            credentials=client_call_details.credentials,
-            wait_for_ready=client_call_details.wait_for_ready,
-        )
+        details = with_metadata(client_call_details, grpc.aio.Metadata(*metadata))
         return await continuation(details, request)

@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from libs.platform.deadlines import MIN_BUDGET_S
+from libs.platform.rpc_types import ClientContinuation, method_name, with_timeout
 
 # The sliding window is kept as this many slots of calls and retries, so the budget costs
 # two integer adds per call and never holds per-call state.
@@ -121,8 +122,8 @@ class RetryInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 
     async def intercept_unary_unary(
         self,
-        continuation: Callable[[Any, Any], Awaitable[Any]],
-        client_call_details: Any,
+        continuation: ClientContinuation,
+        client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
         details = client_call_details
@@ -139,7 +140,7 @@ class RetryInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
                 return call
             wait = delay * (1 + self._policy.jitter * self._rand())
             now = self._clock()
-            method = _name(details.method)
+            method = method_name(details)
             if retries >= self._policy.max_retries:
                 return self._refused(method, "attempts", call)
             if deadline is not None and now + wait + MIN_BUDGET_S >= deadline:
@@ -150,15 +151,11 @@ class RetryInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             retries += 1
             await self._sleep(wait)
             if deadline is not None:
-                details = details._replace(timeout=deadline - self._clock())
+                details = with_timeout(details, deadline - self._clock())
 
     def _refused(self, method: str, why: str, call: Any) -> Any:
         self._stats.counts[(method, why)] += 1
         return call  # the caller sees the dependency's own RESOURCE_EXHAUSTED
-
-
-def _name(method: str | bytes) -> str:
-    return method.decode() if isinstance(method, bytes) else method
 
 
 class RetryCollector(Collector):
