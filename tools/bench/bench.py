@@ -44,6 +44,7 @@ GOAL_CREATEPAYMENT = 0.60  # of the two-hop chain
 # Services a server calls on every request: their CPU counts towards its "server CPU".
 CALLS_PER_REQUEST = {"paymentsvc": ("usersvc",), "chain": ("empty",)}
 CHAIN = "two-hop chain"
+BINARIES = ("usersvc", "paymentsvc", "authsvc", "empty")  # --NAME PATH, from the BUILD file
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Run:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("usersvc", "paymentsvc", "authsvc", "empty"):
+    for name in BINARIES:
         parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".")
     parser.add_argument("--out", type=Path, default=Path(workspace) / "BENCHMARKS.md")
@@ -644,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         run.h2load_version = driver.version()
     system = System(
         {
-            **{n: getattr(args, n) for n in ("usersvc", "paymentsvc", "authsvc", "empty")},
+            **{n: getattr(args, n) for n in BINARIES},
             "chain": args.empty,  # the same binary in its CHAIN_TO role
         },
         log_level=args.log_level,

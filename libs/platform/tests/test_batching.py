@@ -44,6 +44,13 @@ async def test_light_load_goes_out_at_once_alone() -> None:
     assert dep.calls == [(["a"], 1.0)]
 
 
+async def test_by_default_one_batch_is_in_flight_and_the_rest_wait_for_it() -> None:
+    dep = Dependency({k: i for i, k in enumerate("abc")})
+    co = Coalescer(dep.fetch)
+    assert await held(dep, co, list("abc")) == [0, 1, 2]
+    assert [keys for keys, _ in dep.calls] == [["a"], ["b", "c"]]
+
+
 async def test_keys_asked_during_a_call_share_the_next_one() -> None:
     dep = Dependency({k: i for i, k in enumerate("abcdef")})
     co = Coalescer(dep.fetch, max_in_flight=1)

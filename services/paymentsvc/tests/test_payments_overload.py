@@ -5,6 +5,7 @@ UNAVAILABLE (retryable), never INTERNAL, and never written."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +21,7 @@ from libs.platform.server import GrpcServer, ServiceRegistration, start_server
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.paymentsvc import app
 from services.paymentsvc.tests.conftest import FakeUsers, make_settings
-from user.v1 import user_pb2_grpc
+from user.v1 import user_pb2, user_pb2_grpc
 
 BATCH = "/user.v1.UserService/BatchGetUsers"
 # usersvc admits one call at a time; its probe stays quiet, so only the limit sheds.
@@ -75,40 +76,49 @@ def req(user_id: str) -> payment_pb2.CreatePaymentRequest:
     return payment_pb2.CreatePaymentRequest(user_id=user_id, amount=500)
 
 
+@contextlib.asynccontextmanager
+async def occupied(users_server: GrpcServer, users: FakeUsers, user_id: str) -> AsyncIterator[Any]:
+    """usersvc's one place, taken by another caller's check held at the gate: paymentsvc
+    sends one check at a time, so its own checks never compete with each other."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{users_server.port}") as channel:
+        request = user_pb2.BatchGetUsersRequest(user_ids=[user_id])
+        call = asyncio.ensure_future(user_pb2_grpc.UserServiceStub(channel).BatchGetUsers(request))
+        await users.entered.wait()
+        yield call
+        users.gate.set()
+        await call
+
+
 @pytest.mark.parametrize("system", [0.05], indirect=True)
 async def test_a_check_usersvc_keeps_shedding_fails_as_unavailable(system) -> None:
     users, users_server, payments, stub = system
-    first, second = users.add(), users.add()
-    holding = asyncio.ensure_future(stub.CreatePayment(req(first)))
-    await users.entered.wait()  # usersvc's one place is taken by the first payment's check
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.CreatePayment(req(second))
+    other, user = users.add(), users.add()
+    async with occupied(users_server, users, other):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.CreatePayment(req(user))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert info.value.details() == "usersvc is overloaded; retry later"
     # The check was sent once and retried twice (the most per call), each time shed.
     assert users_server.shedding.shed[(BATCH, "limit")] == 3
     assert retries(payments) == {"spent": 2, "attempts": 1}
-    users.gate.set()
-    assert (await holding).status == payment_pb2.PAYMENT_STATUS_COMPLETED
-    rows = await payments.pool.fetch("SELECT user_id::text FROM payments")
-    assert [r["user_id"] for r in rows] == [first]
+    # The refused payment was never written.
+    assert await payments.pool.fetchval("SELECT count(*) FROM payments") == 0
 
 
 @pytest.mark.parametrize("system", [1.0], indirect=True)
 async def test_a_shed_check_is_retried_once_usersvc_has_room(system) -> None:
     users, users_server, payments, stub = system
-    first, second = users.add(), users.add()
-    holding = asyncio.ensure_future(stub.CreatePayment(req(first)))
-    await users.entered.wait()
-    waiting = asyncio.ensure_future(stub.CreatePayment(req(second)))
-    # Once the second check has been shed, the first ends; the retry comes a second later.
-    for _ in range(500):
-        if users_server.shedding.shed[(BATCH, "limit")]:
-            break
-        await asyncio.sleep(0.01)
-    users.gate.set()
-    created = await asyncio.gather(holding, waiting)
-    assert [c.status for c in created] == [payment_pb2.PAYMENT_STATUS_COMPLETED] * 2
+    other, user = users.add(), users.add()
+    async with occupied(users_server, users, other):
+        waiting = asyncio.ensure_future(stub.CreatePayment(req(user)))
+        # Once the payment's check has been shed, the other call ends; the retry comes a
+        # second later.
+        for _ in range(500):
+            if users_server.shedding.shed[(BATCH, "limit")]:
+                break
+            await asyncio.sleep(0.01)
+    created = await waiting
+    assert created.status == payment_pb2.PAYMENT_STATUS_COMPLETED
     assert users_server.shedding.shed[(BATCH, "limit")] == 1
     assert retries(payments) == {"spent": 1}
-    assert await payments.pool.fetchval("SELECT count(*) FROM payments") == 2
+    assert await payments.pool.fetchval("SELECT count(*) FROM payments") == 1

@@ -1,0 +1,267 @@
+"""A/B pairs: the same closed-loop points with every server under settings A, then B,
+interleaved (A B B A A B ...) so that drift on a shared machine falls on both arms alike.
+
+    tools/bazel run //tools/bench:ab -- --name uvloop --a EVENT_LOOP=asyncio --b EVENT_LOOP=uvloop
+
+Writes tools/bench/results/ab-NAME.md: every point, then per series the median calls/s and
+the median server CPU per call of each arm, and B/A. CPU per call is the steadier of the
+two: calls/s on two shared cores moves with whatever else runs, the work a call costs much
+less. A setting of an arm applies to usersvc, paymentsvc and the two ceiling servers
+(restarted for each arm); authsvc keeps its own, it only hands out the token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from tools.bench import bench
+from tools.bench.system import System
+
+# series -> (method, server it is sent to); the servers an arm restarts are these.
+SERIES = {
+    "empty handler": ("GetUser", "empty"),
+    "GetUser": ("GetUser", "usersvc"),
+    bench.CHAIN: ("CreatePayment", "chain"),
+    "CreatePayment": ("CreatePayment", "paymentsvc"),
+}
+ARMED = ("usersvc", "paymentsvc", "empty", "chain")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in bench.BINARIES:
+        parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
+    parser.add_argument("--name", required=True, help="names the results file: ab-NAME.md")
+    parser.add_argument("--a", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--b", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--series", default="empty handler,GetUser,two-hop chain,CreatePayment")
+    parser.add_argument("--concurrency", default="32")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of arms (A B, then B A)")
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--log-level", default="INFO")
+    workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
+    parser.add_argument("--results", type=Path, default=workspace / "tools/bench/results")
+    args = parser.parse_args(argv)
+    unknown = set(args.series.split(",")) - set(SERIES)
+    if unknown:
+        parser.error(f"--series: unknown {sorted(unknown)}; known: {', '.join(SERIES)}")
+    if not args.a and not args.b:
+        parser.error("give the arms' settings: --a KEY=VALUE and/or --b KEY=VALUE")
+    return args
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in pairs)
+
+
+def _without_binaries(argv: list[str]) -> list[str]:
+    """argv as a person types it: the binaries' paths come from the BUILD file."""
+    flags = {f"--{n}" for n in bench.BINARIES}
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        elif arg.split("=", 1)[0] not in flags:
+            out.append(arg)
+    return out
+
+
+def _arm_order(rounds: int) -> list[str]:
+    # ABBA: the arm that goes second in one pair goes first in the next.
+    return [arm for i in range(rounds) for arm in (("A", "B") if i % 2 == 0 else ("B", "A"))]
+
+
+def _cpu_ms(row: bench.Row) -> float | None:
+    if row.server_cpu is None or not row.result.rate:
+        return None
+    return 1000 * row.server_cpu / row.result.rate
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render(
+    args: argparse.Namespace,
+    argv: list[str],
+    points: list[tuple[str, int, bench.Row]],
+    started: dt.datetime,
+    load_avg: str,
+) -> str:
+    series = args.series.split(",")
+    levels = bench.parse_levels(args.concurrency)
+
+    def label(pairs: list[str]) -> str:
+        return ", ".join(f"`{kv}`" for kv in pairs) or "the defaults"
+
+    rows = [
+        "| round | arm | series | concurrency | calls/s | p50 ms | p99 ms | errors | CPU ms/call |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for arm, round_, row in points:
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(row.result.errors.items())) or "0"
+        rows.append(
+            f"| {round_} | {arm} | {row.series} | {row.concurrency} | {row.result.rate:,.0f} | "
+            f"{row.result.p50_ms:.2f} | {row.result.p99_ms:.2f} | {errors} | "
+            f"{_fmt(_cpu_ms(row), '.3f')} |"
+        )
+    return "\n".join(
+        [
+            f"# A/B: {args.name}",
+            "",
+            (
+                f"{started:%Y-%m-%d %H:%M} UTC, load average at the start {load_avg}; "
+                f"{args.rounds} rounds, arms interleaved A B, B A, ...; WORKERS={args.workers}, "
+                f"{args.duration:g} s measured after {args.warmup:g} s warm-up per point, "
+                "h2load closed loop (tools/bench/bench.py's points). Rerun:"
+            ),
+            "",
+            "    tools/bazel run //tools/bench:ab -- " + " ".join(argv),
+            "",
+            f"- A: {label(args.a)}",
+            f"- B: {label(args.b)}",
+            "",
+            "## Medians",
+            "",
+            *summarize(series, levels, points),
+            "",
+            *_ceiling_shares(levels, points),
+            "## Every point",
+            "",
+            *rows,
+            "",
+        ]
+    )
+
+
+def _ceiling_shares(levels: list[int], points: list[tuple[str, int, bench.Row]]) -> list[str]:
+    """GetUser / empty handler and CreatePayment / chain per arm, from the median rates."""
+    out = []
+    for part, whole in (("GetUser", "empty handler"), ("CreatePayment", bench.CHAIN)):
+        for c in levels:
+            shares = []
+            for arm in "AB":
+                rates = {
+                    name: _median(
+                        [
+                            r.result.rate
+                            for a, _, r in points
+                            if a == arm and r.series == name and r.concurrency == c
+                        ]
+                    )
+                    for name in (part, whole)
+                }
+                if rates[part] is not None and rates[whole]:
+                    shares.append(f"{arm} {rates[part] / rates[whole]:.0%}")
+            if shares:
+                out.append(f"- {part} / {whole} at c={c}: {', '.join(shares)}")
+    return [*out, ""] if out else []
+
+
+def summarize(
+    series: list[str], levels: list[int], points: list[tuple[str, int, bench.Row]]
+) -> list[str]:
+    out = [
+        "| series | concurrency | A calls/s | B calls/s | B/A | A CPU ms/call | B CPU ms/call | B/A |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in series:
+        for c in levels:
+            mine = [
+                (arm, row) for arm, _, row in points if row.series == name and row.concurrency == c
+            ]
+            rate = {a: _median([r.result.rate for arm, r in mine if arm == a]) for a in "AB"}
+            cpu = {a: _median([_cpu_ms(r) for arm, r in mine if arm == a]) for a in "AB"}
+            out.append(
+                f"| {name} | {c} | {_fmt(rate['A'], ',.0f')} | {_fmt(rate['B'], ',.0f')} | "
+                f"{_ratio(rate['B'], rate['A'])} | {_fmt(cpu['A'], '.3f')} | "
+                f"{_fmt(cpu['B'], '.3f')} | {_ratio(cpu['B'], cpu['A'])} |"
+            )
+    return out
+
+
+def _ratio(b: float | None, a: float | None) -> str:
+    return "-" if a is None or b is None or not a else f"{b / a:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    shown = _without_binaries(argv)
+    levels = bench.parse_levels(args.concurrency)
+    started = dt.datetime.now(dt.UTC)
+    load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    h2, why = bench.choose_h2load("h2load")
+    assert h2 is not None, why
+    system = System(
+        {**{n: getattr(args, n) for n in bench.BINARIES}, "chain": args.empty},
+        log_level=args.log_level,
+    )
+    drivers = bench.Drivers(h2, None)
+    run = bench.Run(workers=args.workers)
+    point_args = argparse.Namespace(duration=args.duration, warmup=args.warmup)
+    points: list[tuple[str, int, bench.Row]] = []
+    arms = {"A": _settings(args.a), "B": _settings(args.b)}
+    keys = set(arms["A"]) | set(arms["B"])
+    try:
+        system.start_database()
+        system.environments()
+        for name in ("usersvc", "authsvc", "paymentsvc"):
+            system.start(name, 1 if name == "authsvc" else args.workers)
+        user_id, token, enforced = bench.seed(system)
+        if not enforced:
+            for name in ("empty", "chain"):
+                system.env[name].pop("AUTHSVC_ADDR", None)
+        for name in ("empty", "chain"):
+            system.start(name, args.workers)
+        for i, arm in enumerate(_arm_order(args.rounds)):
+            for name in ARMED:
+                for key in keys:
+                    system.env[name].pop(key, None)
+                system.env[name].update(arms[arm])
+                system.restart(name, args.workers)
+            for series in args.series.split(","):
+                method, server = SERIES[series]
+                for c in levels:
+                    print(f"[ab] round {i // 2 + 1} arm {arm}", flush=True)
+                    row = bench.measure(
+                        run,
+                        system,
+                        drivers,
+                        point_args,
+                        series=series,
+                        method=method,
+                        server=server,
+                        concurrency=c,
+                        workers=args.workers,
+                        user_id=user_id,
+                        token=token,
+                    )
+                    points.append((arm, i // 2 + 1, row))
+    finally:
+        system.stop()
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"ab-{args.name}.md"
+    out.write_text(render(args, shown, points, started, load_avg))
+    print("\n".join(summarize(args.series.split(","), levels, points)))
+    print(f"[ab] wrote {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
