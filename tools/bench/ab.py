@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--series: unknown {sorted(unknown)}; known: {', '.join(SERIES)}")
     if not args.a and not args.b:
         parser.error("give the arms' settings: --a KEY=VALUE and/or --b KEY=VALUE")
+    for pair in args.a + args.b:
+        if "=" not in pair or not pair.split("=", 1)[0]:
+            parser.error(f"--a/--b take KEY=VALUE, got {pair!r}")
     return args
 
 
