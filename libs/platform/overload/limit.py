@@ -65,7 +65,13 @@ class LimitPolicy:
     """Tuning of AdaptiveLimit; OverloadSettings (settings.py) reads it from the environment."""
 
     initial: int = 64
-    min_limit: int = 8
+    # The floor is the start: under CPU saturation latency rises whatever the limit does,
+    # and a limit that follows it down starves the batching (libs/platform/batching.py)
+    # that makes the services cheap per call. At 8, CreatePayment's limit sank to its floor
+    # and its goodput to 19-43% of the peak from 60% offered load on; at 64 it held 1.3-1.6x
+    # more at 100% and 200% (BENCHMARKS.md, third round). A slow dependency still meets a
+    # bound: 64 calls in flight per process, refused beyond.
+    min_limit: int = 64
     max_limit: int = 1000
     tolerance: float = 8.0
     allowance_seconds: float = 0.02
