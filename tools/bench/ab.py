@@ -1,7 +1,7 @@
 """A/B pairs: the same closed-loop points with every server under settings A, then B,
 interleaved (A B B A A B ...) so that drift on a shared machine falls on both arms alike.
 
-    tools/bazel run //tools/bench:ab -- --name uvloop --a EVENT_LOOP=asyncio --b EVENT_LOOP=uvloop
+    tools/bazel run //tools/bench:ab -- --name floor --a OVERLOAD_MIN_LIMIT=8 --b OVERLOAD_MIN_LIMIT=64
 
 Writes tools/bench/results/ab-NAME.md: every point, then per series the median calls/s and
 the median server CPU per call of each arm, and B/A. CPU per call is the steadier of the
