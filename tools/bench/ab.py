@@ -17,9 +17,11 @@ import datetime as dt
 import os
 import statistics
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 from tools.bench import bench
+from tools.bench.sections import error_cell
 from tools.bench.system import System
 
 # series -> (method, server it is sent to); the servers an arm restarts are these.
@@ -30,6 +32,8 @@ SERIES = {
     "CreatePayment": ("CreatePayment", "paymentsvc"),
 }
 ARMED = ("usersvc", "paymentsvc", "empty", "chain")
+Point = tuple[str, int, bench.Row]  # arm, round, the measured row
+Medians = dict[tuple[str, str, int], tuple[float | None, float | None]]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -102,7 +106,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def render(
     args: argparse.Namespace,
     argv: list[str],
-    points: list[tuple[str, int, bench.Row]],
+    points: list[Point],
     started: dt.datetime,
     load_avg: str,
 ) -> str:
@@ -117,7 +121,7 @@ def render(
         "| ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for arm, round_, row in points:
-        errors = ", ".join(f"{k}: {v}" for k, v in sorted(row.result.errors.items())) or "0"
+        errors = error_cell(row.result.errors)
         rows.append(
             f"| {round_} | {arm} | {row.series} | {row.concurrency} | {row.result.rate:,.0f} | "
             f"{row.result.p50_ms:.2f} | {row.result.p99_ms:.2f} | {errors} | "
@@ -152,48 +156,49 @@ def render(
     )
 
 
-def _ceiling_shares(levels: list[int], points: list[tuple[str, int, bench.Row]]) -> list[str]:
+def _medians(points: list[Point]) -> Medians:
+    """(arm, series, concurrency) -> median calls/s and median CPU ms per call."""
+    rows: dict[tuple[str, str, int], list[bench.Row]] = defaultdict(list)
+    for arm, _, row in points:
+        rows[(arm, row.series, row.concurrency)].append(row)
+    return {
+        key: (_median([r.result.rate for r in rs]), _median([_cpu_ms(r) for r in rs]))
+        for key, rs in rows.items()
+    }
+
+
+def _ceiling_shares(levels: list[int], points: list[Point]) -> list[str]:
     """GetUser / empty handler and CreatePayment / chain per arm, from the median rates."""
+    medians = _medians(points)
     out = []
     for part, whole in (("GetUser", "empty handler"), ("CreatePayment", bench.CHAIN)):
         for c in levels:
             shares = []
             for arm in "AB":
-                rates = {
-                    name: _median(
-                        [
-                            r.result.rate
-                            for a, _, r in points
-                            if a == arm and r.series == name and r.concurrency == c
-                        ]
-                    )
-                    for name in (part, whole)
-                }
-                if rates[part] is not None and rates[whole]:
-                    shares.append(f"{arm} {rates[part] / rates[whole]:.0%}")
+                numerator = medians.get((arm, part, c), (None, None))[0]
+                denominator = medians.get((arm, whole, c), (None, None))[0]
+                if numerator is not None and denominator:
+                    shares.append(f"{arm} {numerator / denominator:.0%}")
             if shares:
                 out.append(f"- {part} / {whole} at c={c}: {', '.join(shares)}")
     return [*out, ""] if out else []
 
 
-def summarize(
-    series: list[str], levels: list[int], points: list[tuple[str, int, bench.Row]]
-) -> list[str]:
+def summarize(series: list[str], levels: list[int], points: list[Point]) -> list[str]:
+    medians = _medians(points)
     out = [
         "| series | concurrency | A calls/s | B calls/s | B/A | A CPU ms/call | B CPU ms/call | B/A |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in series:
         for c in levels:
-            mine = [
-                (arm, row) for arm, _, row in points if row.series == name and row.concurrency == c
-            ]
-            rate = {a: _median([r.result.rate for arm, r in mine if arm == a]) for a in "AB"}
-            cpu = {a: _median([_cpu_ms(r) for arm, r in mine if arm == a]) for a in "AB"}
+            (rate_a, cpu_a), (rate_b, cpu_b) = (
+                medians.get((arm, name, c), (None, None)) for arm in "AB"
+            )
             out.append(
-                f"| {name} | {c} | {_fmt(rate['A'], ',.0f')} | {_fmt(rate['B'], ',.0f')} | "
-                f"{_ratio(rate['B'], rate['A'])} | {_fmt(cpu['A'], '.3f')} | "
-                f"{_fmt(cpu['B'], '.3f')} | {_ratio(cpu['B'], cpu['A'])} |"
+                f"| {name} | {c} | {_fmt(rate_a, ',.0f')} | {_fmt(rate_b, ',.0f')} | "
+                f"{_ratio(rate_b, rate_a)} | {_fmt(cpu_a, '.3f')} | "
+                f"{_fmt(cpu_b, '.3f')} | {_ratio(cpu_b, cpu_a)} |"
             )
     return out
 
@@ -218,20 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     drivers = bench.Drivers(h2, None)
     run = bench.Run(workers=args.workers)
     point_args = argparse.Namespace(duration=args.duration, warmup=args.warmup)
-    points: list[tuple[str, int, bench.Row]] = []
+    points: list[Point] = []
     arms = {"A": _settings(args.a), "B": _settings(args.b)}
     keys = set(arms["A"]) | set(arms["B"])
     try:
         system.start_database()
         system.environments()
-        for name in ("usersvc", "authsvc", "paymentsvc"):
-            system.start(name, 1 if name == "authsvc" else args.workers)
-        user_id, token, enforced = bench.seed(system)
-        if not enforced:
-            for name in ("empty", "chain"):
-                system.env[name].pop("AUTHSVC_ADDR", None)
-        for name in ("empty", "chain"):
-            system.start(name, args.workers)
+        user_id, token, _ = bench.start_servers(system, args.workers)
         for i, arm in enumerate(_arm_order(args.rounds)):
             for name in ARMED:
                 for key in keys:

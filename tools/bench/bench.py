@@ -33,7 +33,7 @@ from tools.bench.h2load import H2Load
 from tools.bench.load import LoadGenerator, PointResult
 from tools.bench.openloop import OpenLoopGenerator
 from tools.bench.pgbench import run_pgbench
-from tools.bench.sections import replace_section
+from tools.bench.sections import error_cell, replace_section
 from tools.bench.system import DATABASES, System, cpu_seconds
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -187,6 +187,21 @@ def seed(system: System) -> tuple[str, str, bool]:
     return created.user_id, login.token, enforced
 
 
+def start_servers(system: System, workers: int) -> tuple[str, str, bool]:
+    """Start the services, seed the bench user, then the ceiling servers; returns seed()'s
+    answer. The database and environments must be ready."""
+    # authsvc's Login is bound by argon2 in usersvc; one worker is plenty for it.
+    for name in ("usersvc", "authsvc", "paymentsvc"):
+        system.start(name, 1 if name == "authsvc" else workers)
+    user_id, token, enforced = seed(system)
+    if not enforced:  # the ceilings verify tokens only where the services do
+        system.env["empty"].pop("AUTHSVC_ADDR", None)
+        system.env["chain"].pop("AUTHSVC_ADDR", None)
+    system.start("empty", workers)
+    system.start("chain", workers)
+    return user_id, token, enforced
+
+
 def choose_h2load(requested: str | None) -> tuple[H2Load | None, str]:
     """The h2load driver, or None and why the Python client produces every series."""
     if requested == "python":
@@ -317,7 +332,7 @@ def _table(rows: list[Row]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for r in rows:
-        errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.result.errors.items())) or "0"
+        errors = error_cell(r.result.errors)
         cpu = "-" if r.server_cpu is None else f"{r.server_cpu:.2f}"
         workers = "-" if r.series.startswith("pgbench") else str(r.workers)
         out.append(
@@ -664,15 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             run.notes.append(f"Every server ran with {settings} (--service-env).")
             run.open_notes.append(f"Every server ran with {settings} (--service-env).")
         run.workers = args.workers
-        # authsvc's Login is bound by argon2 in usersvc; one worker is plenty for it.
-        for name in ("usersvc", "authsvc", "paymentsvc"):
-            system.start(name, 1 if name == "authsvc" else args.workers)
-        user_id, token, run.auth_enforced = seed(system)
-        if not run.auth_enforced:
-            system.env["empty"].pop("AUTHSVC_ADDR", None)
-            system.env["chain"].pop("AUTHSVC_ADDR", None)
-        system.start("empty", args.workers)
-        system.start("chain", args.workers)
+        user_id, token, run.auth_enforced = start_servers(system, args.workers)
         print(f"[bench] system up; auth enforced: {run.auth_enforced}", flush=True)
 
         def point(series: str, method: str, server: str, c: int, workers: int = 0) -> Row:

@@ -294,12 +294,7 @@ def run_rate(
             started, latencies, starts = 0, [], []
             for proc, log in procs:
                 out, err = proc.communicate(timeout=warmup_s + duration_s + 60)
-                summary = _STARTED.search(out)
-                if proc.returncode != 0 or summary is None:
-                    raise RuntimeError(
-                        f"h2load failed ({proc.returncode}):\n{out[-2000:]}\n{err[-2000:]}"
-                    )
-                started += int(summary["started"])
+                started += int(_summary(_STARTED, proc.returncode, out, err)["started"])
                 for line in log.read_text().splitlines():
                     start, _, micros = line.split("\t")[:3]
                     starts.append(int(start))
@@ -317,12 +312,15 @@ def _run(argv: list[str], timeout_s: float) -> int:
     proc = subprocess.run(  # noqa: S603 - our h2load binary and arguments
         argv, capture_output=True, text=True, check=False, timeout=timeout_s
     )
-    summary = _SUMMARY.search(proc.stdout)
-    if proc.returncode != 0 or summary is None:
-        raise RuntimeError(
-            f"h2load failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-        )
-    return int(summary["done"])
+    return int(_summary(_SUMMARY, proc.returncode, proc.stdout, proc.stderr)["done"])
+
+
+def _summary(pattern: re.Pattern[str], returncode: int, out: str, err: str) -> re.Match[str]:
+    """The summary line of a finished h2load, or why there is none."""
+    found = pattern.search(out)
+    if returncode != 0 or found is None:
+        raise RuntimeError(f"h2load failed ({returncode}):\n{out[-2000:]}\n{err[-2000:]}")
+    return found
 
 
 def point_result(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.bench.overload import SAMPLE_MIN, SAMPLE_SHARE, Ledger, OpenRow
+from tools.bench.sections import error_cell
 
 GOAL_P99_MS = 20.0
 GOAL_P99_UP_TO = 0.8  # of the peak
@@ -43,7 +44,7 @@ def table(rows: Sequence[OpenRow]) -> str:
     ]
     for r in rows:
         s = r.sample
-        errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.errors.items())) or "0"
+        errors = error_cell(r.errors)
         out.append(
             f"| {r.share:.0%} | {r.offered:,.0f} | {r.started:,.0f} | {r.goodput:,.0f} "
             f"({r.goodput / r.peak:.0%}) | {r.shed:,.0f} ({_share(r, 'limit')}, "
