@@ -1,8 +1,9 @@
 """Renders every kustomize overlay and checks what would reach the cluster.
 
-Rendering uses the kustomize binary (env KUSTOMIZE, else PATH) or `kubectl kustomize`;
-schema checks are offline, against the Kubernetes OpenAPI schemas that the
-kubernetes-validate package bundles, in strict mode (unknown fields are errors). The prod
+Rendering uses the kustomize binary (env KUSTOMIZE, else PATH, else Homebrew's bin
+directories: tools/containers/render.py) or `kubectl kustomize`; schema checks are offline,
+against the Kubernetes OpenAPI schemas that the kubernetes-validate package bundles, in
+strict mode (unknown fields are errors). The prod
 overlay reads its secrets from uncommitted files; the rendered copy gets throwaway ones.
 """
 
@@ -114,7 +115,7 @@ def kustomize_build(overlay_dir: Path) -> subprocess.CompletedProcess[str]:
     except RenderError as exc:
         pytest.fail(str(exc))
     env = {**os.environ, "HOME": os.environ.get("HOME") or str(overlay_dir)}
-    # The argv is this file's own: a fixed tool name or the KUSTOMIZE path the caller chose.
+    # The argv is this file's own: a found tool's path or the KUSTOMIZE path the caller chose.
     return subprocess.run(  # noqa: S603
         cmd, check=False, capture_output=True, text=True, env=env, timeout=120
     )

@@ -9,7 +9,6 @@ instead (see choose_server_account), because PostgreSQL will not run as root.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -19,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -28,6 +27,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from libs.platform.testing.net import free_port
+from libs.platform.testing.programs import (
+    HOMEBREW_PREFIXES,
+    is_executable,
+    search_dirs,
+    versioned_dirs,
+)
 
 # The database superuser initdb creates (a role inside the cluster, not an OS account).
 PG_USER = "postgres"
@@ -110,34 +115,81 @@ def _blocked_dir(path: Path, account: ServerAccount) -> Path | None:
     return None
 
 
-def find_bindir() -> Path:
-    """MICRO_PG_BINDIR, else `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin."""
-    env = os.environ.get("MICRO_PG_BINDIR")
-    candidates: list[Path] = []
-    if env:
-        candidates.append(Path(env))
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        try:
-            out = subprocess.run(  # noqa: S603 - fixed argv
-                [pg_config, "--bindir"], check=True, capture_output=True, text=True
-            ).stdout.strip()
-            candidates.append(Path(out))
-        except (OSError, subprocess.CalledProcessError):
-            pass
+# What find_bindir looks for: every cluster needs both.
+PG_SERVER_PROGRAMS = ("initdb", "pg_ctl")
+# Debian and Ubuntu install each major version's server programs here, off PATH.
+DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
 
-    def version_key(p: str) -> tuple[int, ...]:
-        ver = Path(p).parent.name
-        return tuple(int(x) for x in ver.split(".") if x.isdigit())
 
-    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version_key, reverse=True):
-        candidates.append(Path(found))
-    for cand in candidates:
-        if (cand / "initdb").exists() and (cand / "pg_ctl").exists():
+def _holds_server_programs(directory: Path) -> bool:
+    return all(is_executable(directory / name) for name in PG_SERVER_PROGRAMS)
+
+
+def _pg_config_bindir(pg_config: Path) -> Path | None:
+    try:
+        out = subprocess.run(  # noqa: S603 - fixed argv
+            [str(pg_config), "--bindir"], check=True, capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out) if out else None
+
+
+def find_bindir(
+    env: Mapping[str, str] | None = None,
+    prefixes: Sequence[Path] = HOMEBREW_PREFIXES,
+    debian_root: Path = DEBIAN_PG_ROOT,
+) -> Path:
+    """The directory holding initdb and pg_ctl: the first of these that holds both.
+
+    1. MICRO_PG_BINDIR.
+    2. Each directory of PATH, then Homebrew's bin directories (programs.search_dirs): the
+       `pg_config --bindir` of a pg_config there, else the directory itself (distributions
+       that put initdb on PATH may ship pg_config only in a -devel package).
+    3. Homebrew's versioned kegs, <prefix>/opt/postgresql@NN/bin, highest NN first: those
+       formulae are keg-only, so `brew install postgresql@17` puts nothing on any PATH.
+    4. Debian's /usr/lib/postgresql/NN/bin, highest NN first: Debian puts only wrappers (and
+       libpq-dev's pg_config) on PATH.
+
+    `env` (default os.environ), `prefixes` and `debian_root` are parameters so tests can
+    point them at a temporary tree.
+    """
+    env = os.environ if env is None else env
+    explicit = env.get("MICRO_PG_BINDIR")
+    dirs = search_dirs(env, prefixes)
+    kegs = versioned_dirs("postgresql@*", [p / "opt" for p in prefixes])
+    debian = versioned_dirs("*", [debian_root])
+
+    def candidates() -> Iterator[Path]:
+        # A generator, so pg_config runs only when nothing before it was found.
+        if explicit:
+            yield Path(explicit)
+        for directory in dirs:
+            pg_config = directory / "pg_config"
+            bindir = _pg_config_bindir(pg_config) if is_executable(pg_config) else None
+            if bindir:
+                yield bindir
+            yield directory
+        yield from kegs
+        yield from debian
+
+    for cand in candidates():
+        if _holds_server_programs(cand):
             return cand
+    looked = [
+        f"MICRO_PG_BINDIR={explicit}" if explicit else "MICRO_PG_BINDIR (not set)",
+        f"pg_config and initdb in {os.pathsep.join(map(str, dirs)) or '(no directories)'}",
+        *map(str, kegs),
+        *map(str, debian),
+    ]
+    if not kegs:
+        looked.append(f"no postgresql@NN under {', '.join(str(p / 'opt') for p in prefixes)}")
+    if not debian:
+        looked.append(f"nothing under {debian_root}")
     raise PostgresError(
-        "PostgreSQL binaries (initdb, pg_ctl) not found; set MICRO_PG_BINDIR or install "
-        f"postgresql (looked in: {', '.join(map(str, candidates)) or 'nothing'})"
+        "PostgreSQL's server programs (initdb, pg_ctl) were not found. Install PostgreSQL "
+        "(macOS: `brew install postgresql@17`; Debian/Ubuntu: `apt install postgresql`) or "
+        "set MICRO_PG_BINDIR to the directory that holds them. Looked at: " + "; ".join(looked)
     )
 
 
