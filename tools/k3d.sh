@@ -39,7 +39,8 @@ Usage: tools/k3d.sh COMMAND [ARGS]
 Commands:
   up                 create the k3d cluster '${CLUSTER}' (no-op if it exists)
   down               delete the cluster '${CLUSTER}'
-  build              build the service image tarballs with Bazel (\$BAZEL, default tools/bazel)
+  build              build the service image tarballs with Bazel (\$BAZEL, default tools/bazel),
+                     for this machine's CPU or \$IMAGE_ARCH (amd64 or arm64)
   import             import the built tarballs into the cluster
   apply [OVERLAY]    kubectl apply -k deploy/kustomize/overlays/OVERLAY (default: dev)
   restart            restart every service deployment and wait for the rollouts
@@ -80,10 +81,27 @@ kube() {
   kubectl --context "$KUBE_CONTEXT" "$@"
 }
 
-# Building //services/<svc>:image_tarball (the `tarball` output group of :image_load, see
-# tools/oci/defs.bzl) leaves the file where oci_load writes it.
+# The image variant the cluster's nodes run (tools/oci/defs.bzl builds amd64 and arm64):
+# IMAGE_ARCH if set, else this machine's CPU, since k3d's nodes are containers of the local
+# engine, which runs its own CPU's images (Docker Desktop on Apple silicon: arm64).
+image_arch() {
+  local arch="${IMAGE_ARCH:-}"
+  if [[ -z "$arch" ]]; then
+    case "$(uname -m)" in
+      x86_64 | amd64) arch=amd64 ;;
+      aarch64 | arm64) arch=arm64 ;;
+      *) arch="$(uname -m)" ;;
+    esac
+  fi
+  [[ "$arch" == amd64 || "$arch" == arm64 ]] ||
+    die "no image variant for '${arch}': set IMAGE_ARCH=amd64 or IMAGE_ARCH=arm64"
+  echo "$arch"
+}
+
+# Building //services/<svc>:image_tarball_<arch> (the `tarball` output group of
+# :image_load_<arch>, see tools/oci/defs.bzl) leaves the file where oci_load writes it.
 tarball_path() {
-  echo "$REPO_ROOT/bazel-bin/services/$1/image_load/tarball.tar"
+  echo "$REPO_ROOT/bazel-bin/services/$1/image_load_$(image_arch)/tarball.tar"
 }
 
 cmd_up() {
@@ -111,10 +129,12 @@ cmd_down() {
 cmd_build() {
   [[ -x "$BAZEL" ]] || command -v "$BAZEL" >/dev/null 2>&1 ||
     die "bazel not found: '$BAZEL' is not executable (set BAZEL=/path/to/bazel)"
-  local targets=() svc
+  local targets=() svc arch
+  arch="$(image_arch)"
   for svc in "${SERVICES[@]}"; do
-    targets+=("//services/${svc}:image_tarball")
+    targets+=("//services/${svc}:image_tarball_${arch}")
   done
+  log "building the linux/${arch} images (IMAGE_ARCH=amd64|arm64 picks another)"
   (cd "$REPO_ROOT" && "$BAZEL" build "${targets[@]}")
 }
 

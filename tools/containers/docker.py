@@ -34,10 +34,18 @@ def unique_name(prefix: str) -> str:
 
 
 def run_argv(
-    spec: ContainerSpec, name: str, image: str, mounts: list[HostMount], run_id: str
+    spec: ContainerSpec,
+    name: str,
+    image: str,
+    mounts: list[HostMount],
+    run_id: str,
+    platform: str | None = None,
 ) -> list[str]:
-    """`docker run` arguments for `spec`, run detached on the host's network as `name`."""
+    """`docker run` arguments for `spec`, run detached on the host's network as `name`;
+    `platform` (e.g. linux/arm64) names an image variant other than the engine's own."""
     argv = ["run", "--detach", "--name", name, "--label", f"{LABEL}={run_id}"]
+    if platform is not None:
+        argv += ["--platform", platform]
     # No bridge on this engine: the host network is the only one (see hostnet.py).
     argv += ["--network", "host", "--user", f"{spec.user}:{spec.group}"]
     if spec.fs_group is not None and spec.fs_group != spec.group:
@@ -135,6 +143,30 @@ class Docker:
             detail = result.stderr.strip().splitlines()[-1:] or ["no server version"]
             return f"no container engine answers (docker info failed: {detail[0]})"
         return None
+
+    def cannot_run(self, image: str, platform: str) -> str | None:
+        """None when the engine runs `image` as `platform` (natively or emulated), else why not."""
+        result = self._run(
+            "run",
+            "--rm",
+            "--platform",
+            platform,
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/sh",
+            image,
+            "-c",
+            "uname -m",
+            check=False,
+            timeout=120,
+        )
+        if result.returncode == 0:
+            return None
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return (
+            f"the engine cannot run {platform} images ({detail}); tools/engine/emulation.sh ensure"
+        )
 
     def load(self, tarball: Path) -> LoadedImage:
         image = image_in_tarball(tarball)

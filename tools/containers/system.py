@@ -74,8 +74,11 @@ class Running:
 class Containers:
     """Containers started from specs, all removed (with their volume files) on exit."""
 
-    def __init__(self, docker: Docker, workdir: Path, prefix: str = "micro") -> None:
+    def __init__(
+        self, docker: Docker, workdir: Path, prefix: str = "micro", platform: str | None = None
+    ) -> None:
         self.docker = docker
+        self.platform = platform
         self.workdir = workdir
         self.prefix = prefix
         self.run_id = secrets.token_hex(4)
@@ -94,7 +97,7 @@ class Containers:
         name = unique_name(f"{self.prefix}-{spec.name}")
         self.names.append(name)
         mounts = write_volumes(spec, self.workdir / name)
-        self.docker.run(run_argv(spec, name, image, mounts, self.run_id))
+        self.docker.run(run_argv(spec, name, image, mounts, self.run_id, self.platform))
         return name
 
     async def start_and_watch(self, spec: ContainerSpec, image: str) -> Running:

@@ -75,6 +75,12 @@ EOF
   # Every Bazel run inside the root uses the workspace's offline config (.bazelrc);
   # Debian's /etc/bazel/bazelrc imports this file.
   echo 'common --config=debian' >"$ROOT/etc/bazel.bazelrc"
+  # The images' other CPU (tools/platforms): apt lists its packages too, from which the
+  # offline rules_oci stand-in unpacks that variant's base image. Nothing of it is installed.
+  case "$(uname -m)" in
+    x86_64) in_root_raw dpkg --add-architecture arm64 ;;
+    aarch64) in_root_raw dpkg --add-architecture amd64 ;;
+  esac
   # Package scripts must never start daemons (PostgreSQL) inside the root.
   printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
   chmod +x "$ROOT/usr/sbin/policy-rc.d"

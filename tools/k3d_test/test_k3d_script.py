@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -166,14 +167,18 @@ class Sandbox:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def tarball(self, svc: str) -> str:
-        return str(self.repo / "bazel-bin/services" / svc / "image_load/tarball.tar")
+    def tarball(self, svc: str, arch: str = "") -> str:
+        load = f"image_load_{arch or ARCH}"
+        return str(self.repo / "bazel-bin/services" / svc / load / "tarball.tar")
 
 
 @pytest.fixture
 def sandbox(tmp_path: Path, system_bin: Path) -> Sandbox:
     return Sandbox(tmp_path, system_bin)
 
+
+# The variant tools/k3d.sh picks without IMAGE_ARCH: this machine's CPU.
+ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 
 CLUSTER_CHECK = [["k3d", "cluster", "list", "dev"], ["kubectl", *CONTEXT, "cluster-info"]]
 CREATE = [
@@ -251,11 +256,49 @@ def test_build_runs_bazel_from_env_on_every_image_tarball(sandbox: Sandbox):
     result = sandbox.run("build")
     assert result.returncode == 0, result.stderr
     assert sandbox.calls() == [
-        ["bazel", "build", *[f"//services/{s}:image_tarball" for s in SERVICES]]
+        ["bazel", "build", *[f"//services/{s}:image_tarball_{ARCH}" for s in SERVICES]]
     ]
     # The stand-in writes relative to its working directory: the build ran at the repo root.
     for svc in SERVICES:
         assert Path(sandbox.tarball(svc)).is_file()
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_build_and_import_take_the_variant_image_arch_names(sandbox: Sandbox, arch: str):
+    sandbox.cluster_exists()
+    env = sandbox.env()
+    env["IMAGE_ARCH"] = arch
+    for command in ("build", "import"):
+        result = subprocess.run(  # noqa: S603 - the script under test, with fixed arguments
+            [str(sandbox.repo / "tools/k3d.sh"), command],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+    assert sandbox.calls() == [
+        ["bazel", "build", *[f"//services/{s}:image_tarball_{arch}" for s in SERVICES]],
+        *CLUSTER_CHECK,
+        *[["k3d", "image", "import", sandbox.tarball(s, arch), "-c", "dev"] for s in SERVICES],
+    ]
+
+
+def test_build_refuses_an_unknown_image_arch(sandbox: Sandbox):
+    env = sandbox.env()
+    env["IMAGE_ARCH"] = "riscv64"
+    result = subprocess.run(  # noqa: S603 - the script under test, with fixed arguments
+        [str(sandbox.repo / "tools/k3d.sh"), "build"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "IMAGE_ARCH=amd64 or IMAGE_ARCH=arm64" in result.stderr
+    assert sandbox.calls() == []
 
 
 def test_build_with_missing_bazel_names_the_override(sandbox: Sandbox):
@@ -281,7 +324,7 @@ def test_deploy_is_build_import_apply_restart_in_order(sandbox: Sandbox):
     overlay = str(sandbox.repo / "deploy/kustomize/overlays/dev")
     assert sandbox.calls() == [
         *CLUSTER_CHECK,
-        ["bazel", "build", *[f"//services/{s}:image_tarball" for s in SERVICES]],
+        ["bazel", "build", *[f"//services/{s}:image_tarball_{ARCH}" for s in SERVICES]],
         *[["k3d", "image", "import", sandbox.tarball(s), "-c", "dev"] for s in SERVICES],
         ["kubectl", *CONTEXT, "apply", "-k", overlay],
         *restart_calls(),

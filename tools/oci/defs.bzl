@@ -2,15 +2,26 @@
 
 The image keeps the binary's runfiles tree as Bazel lays it out (like aspect_rules_py's
 py_image_layer), under `/app/<binary>/`: the launcher at `/app/<b>/<b>` and its tree at
-`/app/<b>/<b>.runfiles/<repo>/<path>`. The tree is split by repository so that a change to
-this workspace's code only changes the last layer:
+`/app/<b>/<b>.runfiles/<repo>/<path>`. Layers, least often changed first:
 
   base      the interpreter (the `base` image)
-  external  every external repo: third-party wheels (rules_python~~pip~*), bazel_tools
-  app       this workspace's repo (`_main`), the launcher and the repo mapping
+  external  one layer per external repo (each third-party wheel, bazel_tools), at
+            `/app/external/<repo>/`, a path no binary's name is in: the same wheel is
+            the same layer, with one digest, in every service's image, so a registry
+            stores it and a node pulls it once. The runfiles tree links to it.
+  app       this workspace's repo (`_main`), the launcher, the repo mapping and the links
+            `<b>.runfiles/<repo> -> ../../external/<repo>`
+
+Every .py file carries its byte code (runfiles_layer.py), so a read-only container
+compiles nothing at start.
 """
 
-load("@rules_oci//oci:defs.bzl", "oci_image", "oci_load")
+load("@aspect_bazel_lib//lib:transitions.bzl", "platform_transition_filegroup")
+load("@rules_oci//oci:defs.bzl", "oci_image", "oci_image_index", "oci_load")
+
+# The image Python's byte-code tag (sys.implementation.cache_tag): the base's Python and
+# requirements_lock.txt are 3.14; the layer tool refuses to write byte code for another.
+PYTHON_CACHE_TAG = "cpython-314"
 
 def _rpath(workspace_name, short_path):
     """Path under `<binary>.runfiles/` of a runfile with this short_path."""
@@ -18,8 +29,25 @@ def _rpath(workspace_name, short_path):
         return short_path[3:]
     return workspace_name + "/" + short_path
 
-def _is_app(workspace_name, rpath):
-    return "/" not in rpath or rpath.startswith(workspace_name + "/")
+def _repo(workspace_name, rpath):
+    """The external repo a runfiles path is in, or None for this workspace's own."""
+    if "/" not in rpath or rpath.startswith(workspace_name + "/"):
+        return None
+    return rpath.split("/")[0]
+
+def _layer(ctx, name, entries, inputs, what):
+    manifest = ctx.actions.declare_file(name + ".manifest")
+    ctx.actions.write(manifest, "\n".join(sorted(entries)) + "\n")
+    out = ctx.actions.declare_file(name + ".tar")
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        arguments = ["--cache-tag", PYTHON_CACHE_TAG, manifest.path, out.path],
+        inputs = inputs + [manifest],
+        outputs = [out],
+        mnemonic = "PyImageLayer",
+        progress_message = "Writing %s layer of %s" % (what, ctx.attr.binary.label),
+    )
+    return out
 
 def _py_runfiles_layer_impl(ctx):
     binary = ctx.attr.binary[DefaultInfo]
@@ -27,53 +55,51 @@ def _py_runfiles_layer_impl(ctx):
     name = ctx.attr.binary.label.name
     root = "%s/%s/" % (ctx.attr.root.strip("/"), name)
     runfiles_root = root + name + ".runfiles/"
+    shared_root = ctx.attr.root.strip("/") + "/external/"
     ws = ctx.workspace_name
-    want_app = ctx.attr.part == "app"
 
-    # Tab-separated: destination, kind (file|empty), source path.
-    entries = []
-    inputs = []
-    for f in binary.default_runfiles.files.to_list():
-        rpath = _rpath(ws, f.short_path)
-        if _is_app(ws, rpath) == want_app:
-            entries.append("%s\tfile\t%s" % (runfiles_root + rpath, f.path))
-            inputs.append(f)
-    for path in binary.default_runfiles.empty_filenames.to_list():
-        rpath = _rpath(ws, path)
-        if _is_app(ws, rpath) == want_app:
-            entries.append("%s\tempty\t" % (runfiles_root + rpath))
-    for link in binary.default_runfiles.symlinks.to_list():
-        rpath = ws + "/" + link.path
-        if _is_app(ws, rpath) == want_app:
-            entries.append("%s\tfile\t%s" % (runfiles_root + rpath, link.target_file.path))
-            inputs.append(link.target_file)
-    for link in binary.default_runfiles.root_symlinks.to_list():
-        if _is_app(ws, link.path) == want_app:
-            entries.append("%s\tfile\t%s" % (runfiles_root + link.path, link.target_file.path))
-            inputs.append(link.target_file)
-    if want_app:
-        entries.append("%s\tfile\t%s" % (root + name, files_to_run.executable.path))
-        inputs.append(files_to_run.executable)
-        if files_to_run.repo_mapping_manifest:
-            entries.append("%s\tfile\t%s" % (runfiles_root + "_repo_mapping", files_to_run.repo_mapping_manifest.path))
-            inputs.append(files_to_run.repo_mapping_manifest)
+    # Tab-separated manifest lines (runfiles_layer.py) and inputs: "" is the app layer.
+    entries = {"": []}
+    inputs = {"": []}
 
-    manifest = ctx.actions.declare_file(ctx.label.name + ".manifest")
-    ctx.actions.write(manifest, "\n".join(sorted(entries)) + "\n")
-    out = ctx.actions.declare_file(ctx.label.name + ".tar")
-    ctx.actions.run(
-        executable = ctx.executable._tool,
-        arguments = [manifest.path, out.path],
-        inputs = inputs + [manifest],
-        outputs = [out],
-        mnemonic = "PyImageLayer",
-        progress_message = "Writing %s layer of %s" % (ctx.attr.part, ctx.attr.binary.label),
-    )
-    return [DefaultInfo(files = depset([out]))]
+    def add(rpath, kind, file):
+        repo = _repo(ws, rpath) or ""
+        dest = (shared_root if repo else runfiles_root) + rpath
+        entries.setdefault(repo, []).append("%s\t%s\t%s" % (dest, kind, file.path if file else ""))
+        if file:
+            inputs.setdefault(repo, []).append(file)
+
+    runfiles = binary.default_runfiles
+    for f in runfiles.files.to_list():
+        add(_rpath(ws, f.short_path), "file", f)
+    for path in runfiles.empty_filenames.to_list():
+        add(_rpath(ws, path), "empty", None)
+    for link in runfiles.symlinks.to_list():
+        add(ws + "/" + link.path, "file", link.target_file)
+    for link in runfiles.root_symlinks.to_list():
+        add(link.path, "file", link.target_file)
+
+    repos = sorted([repo for repo in entries if repo])
+    if ctx.attr.part == "external":
+        layers = [
+            _layer(ctx, "%s/%s" % (ctx.label.name, repo), entries[repo], inputs[repo], repo)
+            for repo in repos
+        ]
+        return [DefaultInfo(files = depset(layers))]
+
+    app, app_inputs = entries[""], inputs[""]
+    for repo in repos:
+        app.append("%s\tlink\t../../external/%s" % (runfiles_root + repo, repo))
+    app.append("%s\tfile\t%s" % (root + name, files_to_run.executable.path))
+    app_inputs.append(files_to_run.executable)
+    if files_to_run.repo_mapping_manifest:
+        app.append("%s\tfile\t%s" % (runfiles_root + "_repo_mapping", files_to_run.repo_mapping_manifest.path))
+        app_inputs.append(files_to_run.repo_mapping_manifest)
+    return [DefaultInfo(files = depset([_layer(ctx, ctx.label.name, app, app_inputs, "app")]))]
 
 py_runfiles_layer = rule(
     implementation = _py_runfiles_layer_impl,
-    doc = "One layer (a tar) of a py_binary's runfiles tree: its `app` or `external` part.",
+    doc = "A py_binary's runfiles as image layers: its `app` layer, or one per external repo.",
     attrs = {
         "binary": attr.label(mandatory = True, executable = True, cfg = "target"),
         "part": attr.string(mandatory = True, values = ["app", "external"]),
@@ -88,7 +114,7 @@ def py_image_layers(name, binary, root = "/app", **kwargs):
     Args:
       name: prefix of the layer targets (`<name>_external`, `<name>_app`).
       binary: a py_binary.
-      root: directory that holds `<binary name>/` in the image.
+      root: directory that holds `<binary name>/` and `external/` in the image.
       **kwargs: common attributes (tags, visibility, testonly).
 
     Returns:
@@ -99,8 +125,30 @@ def py_image_layers(name, binary, root = "/app", **kwargs):
         py_runfiles_layer(name = "%s_%s" % (name, part), binary = binary, part = part, root = root, **kwargs)
     return [":%s_%s" % (name, part) for part in parts]
 
+# The platforms every service image is built for, by OCI architecture: each variant is
+# built through a platform transition (aspect_bazel_lib), so its wheels and interpreter
+# are Linux ones of that CPU whatever the host is (macOS included).
+IMAGE_PLATFORMS = {
+    "amd64": Label("//tools/platforms:linux_amd64"),
+    "arm64": Label("//tools/platforms:linux_arm64"),
+}
+
 def py_service_image(name, binary, port, base = "@python_base", env = {}, labels = {}, **kwargs):
-    """`<name>` (oci_image), `<name>_load` (oci_load, tag `<binary>:dev`), `<name>_tarball`.
+    """An image index of a py_binary for every platform, one loader per variant.
+
+    Targets (for name = "image"):
+      image_amd64, image_arm64   the image of one platform (an OCI layout)
+      image                      the index of both (what a registry gets)
+      image_load                 `bazel run` loads the variant of the host's CPU as
+                                 `<binary>:dev` into docker or podman (an engine runs its
+                                 own CPU's images natively: Docker Desktop on Apple
+                                 silicon runs arm64)
+      image_load_amd64/_arm64    the same for a named variant
+      image_tarball(_amd64/_arm64)  the `docker load` tarballs those write, for
+                                 tools/k3d.sh and the image tests
+      image_unplatformed         the image in the configuration of the build, which on
+                                 macOS would mix macOS wheels into a Linux image: manual,
+                                 built only through the variants above
 
     The container runs the py_binary as uid/gid 65532 with a read-only root in mind:
     no byte code is written, and only /tmp needs to be writable.
@@ -109,7 +157,7 @@ def py_service_image(name, binary, port, base = "@python_base", env = {}, labels
       name: usually "image".
       binary: the service's py_binary (in the same package).
       port: the gRPC port the service listens on.
-      base: an image carrying the Python the binary was built for.
+      base: an image carrying the Python the binary was built for, per platform.
       env: extra environment.
       labels: extra image labels.
       **kwargs: common attributes.
@@ -118,9 +166,10 @@ def py_service_image(name, binary, port, base = "@python_base", env = {}, labels
 
     # Images are deliverables: deploy tooling and the image tests elsewhere consume them.
     kwargs.setdefault("visibility", ["//visibility:public"])
-    tars = py_image_layers(name = name + "_layer", binary = binary, **kwargs)
+    unplatformed_kwargs = dict(kwargs, tags = kwargs.get("tags", []) + ["manual"])
+    tars = py_image_layers(name = name + "_layer", binary = binary, **unplatformed_kwargs)
     oci_image(
-        name = name,
+        name = name + "_unplatformed",
         base = base,
         tars = tars,
         entrypoint = ["/app/%s/%s" % (svc, svc)],
@@ -133,19 +182,39 @@ def py_service_image(name, binary, port, base = "@python_base", env = {}, labels
         }, **env),
         exposed_ports = ["%d/tcp" % port],
         labels = dict({"org.opencontainers.image.title": svc}, **labels),
+        **unplatformed_kwargs
+    )
+    for arch, platform in IMAGE_PLATFORMS.items():
+        platform_transition_filegroup(
+            name = "%s_%s" % (name, arch),
+            srcs = [":%s_unplatformed" % name],
+            target_platform = platform,
+            **kwargs
+        )
+        _load(name + "_load_" + arch, ":%s_%s" % (name, arch), svc, **kwargs)
+    oci_image_index(
+        name = name,
+        images = [":%s_%s" % (name, arch) for arch in IMAGE_PLATFORMS],
         **kwargs
     )
+    _load(name + "_load", select({
+        Label("@platforms//cpu:aarch64"): ":%s_arm64" % name,
+        "//conditions:default": ":%s_amd64" % name,
+    }), svc, **kwargs)
+
+def _load(name, image, svc, **kwargs):
+    """oci_load `name` (tag `<svc>:dev`) and the filegroup of its tarball (`_load` -> `_tarball`)."""
     oci_load(
-        name = name + "_load",
-        image = ":" + name,
+        name = name,
+        image = image,
         repo_tags = ["%s:dev" % svc],
         **kwargs
     )
 
-    # tools/k3d.sh imports bazel-bin/<pkg>/<name>_load/tarball.tar, built through this.
+    # tools/k3d.sh imports bazel-bin/<pkg>/<name>/tarball.tar, built through this.
     native.filegroup(
-        name = name + "_tarball",
-        srcs = [":" + name + "_load"],
+        name = name.replace("_load", "_tarball"),
+        srcs = [":" + name],
         output_group = "tarball",
         **kwargs
     )

@@ -1,11 +1,14 @@
-"""Layer sizes of the service images, and what a code change ships, as a Markdown table.
+"""Sizes of the service images per platform, what a registry stores, and what a change ships.
 
     tools/bazel run //tools/oci:sizes
 
-Reads the OCI layouts Bazel built (`<package>/image`): each layer's size as pushed
-(compressed, from the manifest) and as unpacked (the tar inside, counted by decompressing),
-then compares usersvc with tools/oci/tests/changed_usersvc (usersvc plus one changed line of
-code) to show which blobs differ: what a registry push or `k3d image import` must move.
+Reads the image indexes Bazel built (`<package>/image`, one image per platform): each
+layer's size as pushed (compressed, from the manifest) and as unpacked (the tar inside,
+counted by decompressing), summed per part of the image (base, the external repos' layers,
+the app layer); then the bytes a registry stores for all images together, where a blob
+(a base or wheel layer) shared by several images is stored once; then compares usersvc
+with tools/oci/tests/changed_usersvc (usersvc plus one changed line of code) to show which
+blobs differ: what a registry push or `k3d image import` must move.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import argparse
 import gzip
 import json
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-LAYER_NAMES = ("base", "external", "app")
 _CHUNK = 1 << 20
 
 
@@ -26,6 +29,7 @@ class Blob:
     digest: str
     compressed: int
     unpacked: int
+    part: str = ""  # base, external or app (layers only)
 
 
 def _blob_path(layout: Path, digest: str) -> Path:
@@ -41,15 +45,37 @@ def _unpacked_size(path: Path) -> int:
     return total
 
 
-def read_image(layout: Path) -> tuple[Blob, list[Blob]]:
-    """(config, layers) of the single image in an OCI layout."""
-    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
-    manifest = json.loads(_blob_path(layout, entry["digest"]).read_text())
-    config = manifest["config"]
-    layers = [
-        Blob(d["digest"], d["size"], _unpacked_size(_blob_path(layout, d["digest"])))
-        for d in manifest["layers"]
+def _is_external(path: Path) -> bool:
+    """A layer of one external repo: everything in it under app/external/ (tools/oci/defs.bzl)."""
+    with gzip.open(path, "rb") as raw, tarfile.open(fileobj=raw) as tar:
+        names = [m.name for m in tar]
+    return bool(names) and all(n.startswith("app/external") or n == "app" for n in names)
+
+
+def platforms(layout: Path) -> list[str]:
+    """The platforms of the images in an index ("" for a layout of one image without one)."""
+    entries = json.loads((layout / "index.json").read_text())["manifests"]
+    return [
+        f"{e['platform']['os']}/{e['platform']['architecture']}" if "platform" in e else ""
+        for e in entries
     ]
+
+
+def read_image(layout: Path, platform: str = "") -> tuple[Blob, list[Blob]]:
+    """(config, layers) of the image of `platform` in an OCI layout (the only one if "")."""
+    entries = json.loads((layout / "index.json").read_text())["manifests"]
+    if platform:
+        entries = [e for e in entries if platform == "{os}/{architecture}".format(**e["platform"])]
+    if len(entries) != 1:
+        raise ValueError(f"{layout}: {len(entries)} images for platform {platform!r}")
+    manifest = json.loads(_blob_path(layout, entries[0]["digest"]).read_text())
+    config = manifest["config"]
+    last = len(manifest["layers"]) - 1
+    layers = []
+    for i, d in enumerate(manifest["layers"]):
+        path = _blob_path(layout, d["digest"])
+        part = "app" if i == last else "external" if _is_external(path) else "base"
+        layers.append(Blob(d["digest"], d["size"], _unpacked_size(path), part))
     return Blob(config["digest"], config["size"], config["size"]), layers
 
 
@@ -57,49 +83,66 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1_000_000 else f"{size / 1e3:.1f} kB"
 
 
-def _names(layers: list[Blob]) -> list[str]:
-    # The base may have several layers of its own; ours are the last two (tools/oci/defs.bzl).
-    base = len(layers) - 2
-    return [f"base {i + 1}" if base > 1 else "base" for i in range(base)] + ["external", "app"]
-
-
 def table(images: dict[str, Path]) -> str:
-    read = {name: read_image(layout) for name, layout in images.items()}
+    """Per image and platform: each part's layers, compressed and unpacked sizes."""
     lines = [
-        "| image | layer | compressed (pushed) | unpacked (tar) | digest |",
-        "| --- | --- | ---: | ---: | --- |",
+        "| image | platform | part | layers | compressed (pushed) | unpacked (tar) |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
     ]
-    for name, (_, layers) in read.items():
-        for label, blob in zip(_names(layers), layers, strict=True):
+    for name, layout in images.items():
+        for platform in platforms(layout):
+            _, layers = read_image(layout, platform)
+            for part in ("base", "external", "app"):
+                mine = [b for b in layers if b.part == part]
+                lines.append(
+                    f"| {name} | {platform} | {part} | {len(mine)} "
+                    f"| {_mb(sum(b.compressed for b in mine))} "
+                    f"| {_mb(sum(b.unpacked for b in mine))} |"
+                )
             lines.append(
-                f"| {name} | {label} | {_mb(blob.compressed)} | {_mb(blob.unpacked)} "
-                f"| `{blob.digest[7:19]}` |"
+                f"| {name} | {platform} | **total** | {len(layers)} "
+                f"| **{_mb(sum(b.compressed for b in layers))}** "
+                f"| **{_mb(sum(b.unpacked for b in layers))}** |"
             )
+    return "\n".join(lines)
+
+
+def registry(images: dict[str, Path]) -> str:
+    """Compressed bytes of all images per platform: summed, and as a registry stores them
+    (each distinct blob once)."""
+    lines = [
+        "| platform | images | sum of the images | a registry stores | shared |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    every = sorted({p for layout in images.values() for p in platforms(layout)})
+    for platform in every:
+        total, stored = 0, {}
+        for layout in images.values():
+            config, layers = read_image(layout, platform)
+            for blob in [config, *layers]:
+                total += blob.compressed
+                stored[blob.digest] = blob.compressed
+        kept = sum(stored.values())
         lines.append(
-            f"| {name} | **total** | **{_mb(sum(b.compressed for b in layers))}** "
-            f"| **{_mb(sum(b.unpacked for b in layers))}** | |"
+            f"| {platform} | {len(images)} | {total:,} B | {kept:,} B | {1 - kept / total:.0%} |"
         )
     return "\n".join(lines)
 
 
-def changed(before: Path, after: Path) -> str:
+def changed(before: Path, after: Path, platform: str = "") -> str:
     """The blobs of `after` that `before` does not have: what a code change ships."""
-    config_before, layers_before = read_image(before)
-    config_after, layers_after = read_image(after)
+    config_before, layers_before = read_image(before, platform)
+    config_after, layers_after = read_image(after, platform)
     known = {b.digest for b in layers_before} | {config_before.digest}
-    new = [
-        (label, blob)
-        for label, blob in zip(_names(layers_after), layers_after, strict=True)
-        if blob.digest not in known
-    ]
+    new = [(b.part, b) for b in layers_after if b.digest not in known]
     if config_after.digest not in known:
         new.append(("config", config_after))
     shipped = sum(b.compressed for _, b in new)
     total = sum(b.compressed for b in layers_after) + config_after.compressed
     parts = ", ".join(f"{label} {b.compressed:,} B" for label, b in new)
     return (
-        f"one changed line of usersvc code: new blobs {parts}; {shipped:,} B of "
-        f"{total:,} B ({shipped / total:.2%}), plus the manifest"
+        f"one changed line of usersvc code{f' ({platform})' if platform else ''}: new blobs "
+        f"{parts}; {shipped:,} B of {total:,} B ({shipped / total:.2%}), plus the manifest"
     )
 
 
@@ -108,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", action="append", default=[], help="NAME=OCI_LAYOUT_DIR")
     parser.add_argument("--changed", nargs=2, metavar=("BEFORE", "AFTER"), type=Path)
     args = parser.parse_args(argv)
-    images = dict(item.split("=", 1) for item in args.image)
-    print(table({name: Path(path) for name, path in images.items()}))
+    images = {name: Path(path) for name, path in (i.split("=", 1) for i in args.image)}
+    print(table(images))
+    print()
+    print(registry(images))
     if args.changed:
         print()
-        print(changed(*args.changed))
+        for platform in platforms(args.changed[0]):
+            print(changed(*args.changed, platform=platform))
     return 0
 
 

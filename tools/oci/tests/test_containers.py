@@ -8,7 +8,10 @@ The services use the roles, passwords and databases the manifests name, created 
 throwaway PostgreSQL the way the postgres StatefulSet's init script creates them.
 
 Needs an engine that `docker info` reaches (tools/engine/docker.sh starts one); without one
-every test skips with that reason. Measurements (time from `docker run` to SERVING, the
+every test skips with that reason. IMAGE_VARIANT (BUILD.bazel) picks the images: `amd64` or
+`arm64`, run with `--platform linux/<variant>` (emulated when the engine's CPU differs:
+tools/engine/emulation.sh); it skips with the reason if the engine cannot run it. Unset,
+the host CPU's (`image_load`, as a developer loads them). Measurements (time from `docker run` to SERVING, the
 probes' answers, the flow's results, stop times) are printed in the run's summary.
 """
 
@@ -39,10 +42,48 @@ from tools.pytest.workspace import workspace_root
 
 SERVICES = inventory.load().names()
 NONROOT = "65532"
+VARIANT = os.environ.get("IMAGE_VARIANT", "")
+PLATFORM = f"linux/{VARIANT}" if VARIANT else None
+
+
+# The engine's own CPU runs its variant natively; the other one runs under qemu-user, an
+# order of magnitude slower (a default argon2id check takes seconds instead of ~50 ms).
+_NATIVE = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(os.uname().machine)
+EMULATED = bool(VARIANT) and VARIANT != _NATIVE
+# What an emulated run changes, nothing else: each caller's deadline for the services it
+# calls (the inventory's `calls`: <CALLEE>_TIMEOUT_SECONDS, 2 s by default), and the
+# startup probe's number of attempts (a start takes ~15 s alone, ~50 s three at once on two
+# cores). The work (argon2 cost, pool sizes) and the other probes stay as the manifests say.
+EMULATED_CALL_TIMEOUT = "30"
+EMULATED_STARTUP_FACTOR = 3
+
+
+def _for_emulation(specs: dict[str, ContainerSpec]) -> tuple[dict[str, ContainerSpec], list[str]]:
+    inv = inventory.load()
+    out, changes = {}, []
+    for name, spec in specs.items():
+        longer = {
+            f"{inv.get(callee).env_prefix}_TIMEOUT_SECONDS": EMULATED_CALL_TIMEOUT
+            for callee in inv.get(name).calls
+        }
+        env = tuple((k, v) for k, v in spec.env if k not in longer) + tuple(longer.items())
+        probes = dict(spec.probes)
+        startup = probes["startup"]
+        probes["startup"] = dataclasses.replace(
+            startup, failure_threshold=startup.failure_threshold * EMULATED_STARTUP_FACTOR
+        )
+        out[name] = dataclasses.replace(spec, env=env, probes=probes)
+        changes += [f"  {name}: env {k}={v}" for k, v in longer.items()]
+        changes.append(
+            f"  {name}: startup probe failureThreshold {startup.failure_threshold} -> "
+            f"{probes['startup'].failure_threshold}"
+        )
+    return out, changes
 
 
 def _tarball(svc: str) -> Path:
-    return Path(os.environ["TEST_SRCDIR"], "_main", "services", svc, "image_load", "tarball.tar")
+    load = f"image_load_{VARIANT}" if VARIANT else "image_load"
+    return Path(os.environ["TEST_SRCDIR"], "_main", "services", svc, load, "tarball.tar")
 
 
 # Session-wide and autouse, so pytest asks it before anything else, the PostgreSQL cluster
@@ -80,16 +121,27 @@ def system(
     measured("host-network rewrites of the rendered dev overlay:")
     for rewrite in rewrites:
         measured(f"  {rewrite}")
+    if EMULATED:
+        specs, changes = _for_emulation(specs)
+        measured(f"emulated {PLATFORM} (the engine runs {_NATIVE}): longer time budgets:")
+        for change in changes:
+            measured(change)
 
     start = time.monotonic()
     images = load_images(docker, specs, {svc: _tarball(svc) for svc in SERVICES})
     measured(f"docker load of the {len(SERVICES)} tarballs: {time.monotonic() - start:.1f}s")
+    if PLATFORM is not None:
+        why_not = docker.cannot_run(images[SERVICES[0]], PLATFORM)
+        if why_not is not None:
+            pytest.skip(why_not)
+        measured(f"variant: {PLATFORM}")
 
     made: list[database.Credentials] = []
     try:
         for spec in specs.values():
             made.append(asyncio.run(database.create(pg_admin_dsn, spec.env_value("DATABASE_URL"))))
-        with Containers(docker, tmp_path_factory.mktemp("containers")) as containers:
+        workdir = tmp_path_factory.mktemp("containers")
+        with Containers(docker, workdir, platform=PLATFORM) as containers:
             running = asyncio.run(containers.start_all(specs, images))
             for svc, r in running.items():
                 first = r.report.first_serving

@@ -1,27 +1,49 @@
-"""Layer split: a change to the workspace's own code leaves the other layers' digests alone."""
+"""Layer split: a code change moves only the app layer; a wheel is one layer everywhere."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import tarfile
 from pathlib import Path
 
 from libs import inventory
 
 _RUNFILES = Path(os.environ.get("TEST_SRCDIR", "."), "_main")
+SERVICES = inventory.load().names()
+
+
+def _layout(package: str) -> Path:
+    return _RUNFILES / package / "image"
 
 
 def _layers(package: str) -> list[str]:
-    layout = _RUNFILES / package / "image"
+    """The layer digests of the index's first image (every variant is built alike)."""
+    layout = _layout(package)
     index = json.loads((layout / "index.json").read_text())
     digest = index["manifests"][0]["digest"].split(":", 1)[1]
     manifest = json.loads((layout / "blobs" / "sha256" / digest).read_text())
     return [layer["digest"] for layer in manifest["layers"]]
 
 
+def _external(package: str) -> dict[str, str]:
+    """External repo -> the digest of its layer (the layers under app/external/<repo>/)."""
+    repos = {}
+    for digest in _layers(package):
+        blob = _layout(package) / "blobs" / "sha256" / digest.split(":", 1)[1]
+        with gzip.open(blob) as raw, tarfile.open(fileobj=raw) as tar:
+            tops = {m.name.split("/")[2] for m in tar if m.name.startswith("app/external/")}
+        if tops:
+            assert len(tops) == 1, f"{package}: one layer holds several repos: {sorted(tops)}"
+            repos[tops.pop()] = digest
+    return repos
+
+
 def test_base_external_app_layers() -> None:
-    # The base may have several layers of its own; ours are the last two.
+    # The base may have several layers of its own, then a layer per external repo, then ours.
     assert len(_layers("services/usersvc")) >= 3
+    assert any("grpcio" in repo for repo in _external("services/usersvc"))
 
 
 def test_code_change_touches_only_the_app_layer() -> None:
@@ -31,7 +53,14 @@ def test_code_change_touches_only_the_app_layer() -> None:
     assert before[-1] != after[-1]
 
 
-def test_services_share_the_interpreter_layers() -> None:
-    base = _layers("services/usersvc")[:-2]
-    for svc in inventory.load().names():
-        assert _layers(f"services/{svc}")[:-2] == base, svc
+def test_services_share_the_base_and_each_common_wheel_layer() -> None:
+    layers = {svc: _layers(f"services/{svc}") for svc in SERVICES}
+    external = {svc: _external(f"services/{svc}") for svc in SERVICES}
+    first = SERVICES[0]
+    base = [d for d in layers[first] if d not in external[first].values()][:-1]
+    shared_repos = set.intersection(*(set(repos) for repos in external.values()))
+    assert any("grpcio" in repo for repo in shared_repos), shared_repos
+    for svc in SERVICES:
+        assert layers[svc][: len(base)] == base, f"{svc}: another base"
+        for repo in shared_repos:
+            assert external[svc][repo] == external[first][repo], f"{svc}: {repo} differs"

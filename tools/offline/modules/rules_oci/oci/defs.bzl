@@ -1,10 +1,10 @@
-"""Offline stand-in for `@rules_oci//oci:defs.bzl`: oci_image and oci_load.
+"""Offline stand-in for `@rules_oci//oci:defs.bzl`: oci_image, oci_image_index, oci_load.
 
 Same call signatures as rules_oci's macros for what this workspace uses; values that
 rules_oci also accepts as files (env, labels, entrypoint, ...) must be given inline here.
 """
 
-load("//oci/private:image.bzl", "oci_image_rule")
+load("//oci/private:image.bzl", "oci_image_index_rule", "oci_image_rule")
 load("//oci/private:load.bzl", "oci_load_rule")
 
 def _inline(name, attr, value, kind):
@@ -46,6 +46,19 @@ def oci_image(
         volumes = _inline(name, "volumes", volumes, type([])),
         **kwargs
     )
+
+def oci_image_index(name, images, platforms = None, **kwargs):
+    """An OCI layout whose index lists `images`, each with the platform of its config.
+
+    Args:
+      name: target name; the output is the directory `<name>/`.
+      images: oci_image targets, one per platform.
+      platforms: rules_oci's transition of `images`; not supported by the stand-in.
+      **kwargs: common attributes.
+    """
+    if platforms:
+        fail("%s: the offline rules_oci stand-in takes images already built per platform" % name)
+    oci_image_index_rule(name = name, images = images, **kwargs)
 
 def oci_load(name, repo_tags = None, **kwargs):
     """`bazel run` loads the image into docker or podman; output group `tarball` is the file.

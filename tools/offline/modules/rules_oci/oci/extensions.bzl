@@ -1,12 +1,12 @@
 """Offline stand-in for rules_oci's `oci` extension.
 
-`oci.pull` cannot download here, so each pull becomes a base image built from this
-Debian system's own packages (private/debian_base.bzl): the same repo name and target as
-rules_oci's pull, an image carrying the Python that builds and tests the code.
+`oci.pull` cannot download here, so each pull becomes a base image per platform built
+from this Debian release's packages (private/debian_base.bzl): the same repo names and
+target as rules_oci's pull, images carrying the Python that builds and tests the code.
 `oci.toolchains` is accepted and ignored: the stand-in needs no crane, jq or bsdtar.
 """
 
-load("//oci/private:debian_base.bzl", "debian_base_image")
+load("//oci/private:debian_base.bzl", "PLATFORMS", "base_by_cpu", "debian_base_image")
 
 _pull = tag_class(attrs = {
     "name": attr.string(mandatory = True),
@@ -27,11 +27,17 @@ _toolchains = tag_class(attrs = {
 def _oci_impl(mctx):
     for mod in mctx.modules:
         for pull in mod.tags.pull:
-            debian_base_image(
-                name = pull.name,
-                image = pull.image,
-                packages = pull.debian_packages or None,
-            )
+            by_cpu = {}
+            for platform in pull.platforms or ["linux/amd64"]:
+                repo = pull.name + "_" + platform.replace("/", "_")
+                debian_base_image(
+                    name = repo,
+                    image = pull.image,
+                    packages = pull.debian_packages or None,
+                    platform = platform,
+                )
+                by_cpu[PLATFORMS[platform].cpu] = repo
+            base_by_cpu(name = pull.name, short_name = pull.name, by_cpu = by_cpu)
 
 oci = module_extension(
     implementation = _oci_impl,

@@ -1,7 +1,10 @@
-"""A base image repo built from the installed Debian packages (offline `oci.pull`).
+"""Base image repos built from Debian packages (offline `oci.pull`).
 
-The rootfs is the dependency closure of `packages` copied from this system (see
-debian_rootfs.py). Bazel caches the repo; it is rebuilt when dpkg's status changes.
+One repo per platform, named as rules_oci names them (`<name>_linux_amd64`,
+`<name>_linux_arm64_v8`): the dependency closure of `packages`, copied from this system
+for its own architecture and unpacked from the same release's packages for another (see
+debian_rootfs.py). `<name>` itself selects one by the target CPU, as rules_oci's does.
+Bazel caches the repos; they are rebuilt when dpkg's status changes.
 """
 
 # python3 and what rules_python's launcher needs to start it (sh, which, grep, env), plus
@@ -18,7 +21,12 @@ DEFAULT_PACKAGES = [
     "python3",
 ]
 
-_ARCH = {"amd64": "amd64", "x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+# OCI platform (as oci.pull's `platforms` spell it) -> Debian architecture, OCI variant, CPU.
+PLATFORMS = {
+    "linux/amd64": struct(debian = "amd64", variant = "", cpu = "x86_64"),
+    "linux/arm64": struct(debian = "arm64", variant = "v8", cpu = "aarch64"),
+    "linux/arm64/v8": struct(debian = "arm64", variant = "v8", cpu = "aarch64"),
+}
 
 _BUILD = """\
 load("@rules_oci//oci:defs.bzl", "oci_image")
@@ -28,6 +36,7 @@ load("@rules_oci//oci:defs.bzl", "oci_image")
 oci_image(
     name = "{name}",
     architecture = "{arch}",
+    variant = "{variant}",
     env = {{
         "LANG": "C.UTF-8",
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -45,14 +54,20 @@ def _impl(rctx):
     if not python:
         fail("python3 not found on PATH (needed to write the base image's rootfs)")
     rctx.watch("/var/lib/dpkg/status")
+    rctx.watch("/var/lib/dpkg/arch")
     script = rctx.path(Label("//oci/private:debian_rootfs.py"))
     packages = rctx.attr.packages or DEFAULT_PACKAGES
-    result = rctx.execute([python, script, "rootfs.tar"] + packages, timeout = 600)
+    platform = PLATFORMS[rctx.attr.platform]
+    result = rctx.execute(
+        [python, script, "--arch", platform.debian, "rootfs.tar"] + packages,
+        timeout = 900,
+    )
     if result.return_code != 0:
         fail("debian_rootfs.py failed:\n" + result.stdout + result.stderr)
     rctx.file("BUILD.bazel", _BUILD.format(
-        name = rctx.attr.name.split("~")[-1].split("+")[-1],
-        arch = _ARCH.get(rctx.os.arch, rctx.os.arch),
+        name = "image",
+        arch = platform.debian,
+        variant = platform.variant,
         image = rctx.attr.image or "debian",
         packages = " ".join(result.stdout.strip().split("\n")),
     ))
@@ -62,5 +77,28 @@ debian_base_image = repository_rule(
     attrs = {
         "image": attr.string(),
         "packages": attr.string_list(),
+        "platform": attr.string(mandatory = True, values = PLATFORMS.keys()),
+    },
+)
+
+def _select_impl(rctx):
+    cases = "".join([
+        '        "@platforms//cpu:%s": "@%s//:image",\n' % (cpu, repo)
+        for cpu, repo in sorted(rctx.attr.by_cpu.items())
+    ])
+    rctx.file("BUILD.bazel", """\
+alias(
+    name = "{name}",
+    actual = select({{
+{cases}    }}, no_match_error = "{name}: no base image for this target CPU; build for a platform of //tools/platforms"),
+    visibility = ["//visibility:public"],
+)
+""".format(name = rctx.attr.short_name, cases = cases))
+
+base_by_cpu = repository_rule(
+    implementation = _select_impl,
+    attrs = {
+        "by_cpu": attr.string_dict(mandatory = True),
+        "short_name": attr.string(mandatory = True),
     },
 )

@@ -43,19 +43,44 @@ oci_image_rule = rule(
     implementation = _impl,
     attrs = {
         "annotations": attr.string_dict(),
-        "architecture": attr.string(default = "amd64"),
+        # Empty: the base's, as rules_oci does.
+        "architecture": attr.string(),
         "base": attr.label(allow_files = True),
         "cmd": attr.string_list(),
         "entrypoint": attr.string_list(),
         "env": attr.string_dict(),
         "exposed_ports": attr.string_list(),
         "labels": attr.string_dict(),
-        "os": attr.string(default = "linux"),
+        "os": attr.string(),
         "tars": attr.label_list(allow_files = True),
         "user": attr.string(),
         "variant": attr.string(),
         "volumes": attr.string_list(),
         "workdir": attr.string(),
+        "_tool": attr.label(default = "//oci/private:image_tool", executable = True, cfg = "exec"),
+    },
+)
+
+def _index_impl(ctx):
+    out = ctx.actions.declare_directory(ctx.label.name)
+    args = ctx.actions.args()
+    args.add("index")
+    args.add("--out", out.path)
+    args.add_all(ctx.files.images, before_each = "--image", expand_directories = False)
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        arguments = [args],
+        inputs = ctx.files.images,
+        outputs = [out],
+        mnemonic = "OCIIndex",
+        progress_message = "Building OCI image index %{label}",
+    )
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles([out]))]
+
+oci_image_index_rule = rule(
+    implementation = _index_impl,
+    attrs = {
+        "images": attr.label_list(mandatory = True, allow_files = True),
         "_tool": attr.label(default = "//oci/private:image_tool", executable = True, cfg = "exec"),
     },
 )

@@ -1,6 +1,7 @@
 """Writes OCI image layouts and docker-load tarballs for the offline rules_oci stand-in.
 
 `image`: base layout (optional) + tar layers + config -> OCI layout directory.
+`index`: OCI layouts of single images -> one layout indexing them by platform.
 `load`:  OCI layout -> tarball that both `docker load` and OCI tools accept.
 
 Everything is reproducible: gzip without name or timestamp, sorted JSON, fixed creation
@@ -110,8 +111,9 @@ def build_image(out: Path, base: Path | None, tars: list[Path], settings: dict[s
     else:
         config = {"rootfs": {"type": "layers", "diff_ids": []}, "config": {}, "history": []}
     config["created"] = EPOCH
-    config["os"] = settings["os"]
-    config["architecture"] = settings["architecture"]
+    # Like rules_oci: the platform is the base's unless set.
+    config["os"] = settings["os"] or config.get("os") or "linux"
+    config["architecture"] = settings["architecture"] or config.get("architecture") or "amd64"
     if settings["variant"]:
         config["variant"] = settings["variant"]
     run = config.setdefault("config", {})
@@ -160,6 +162,36 @@ def build_image(out: Path, base: Path | None, tars: list[Path], settings: dict[s
                 "schemaVersion": 2,
                 "mediaType": "application/vnd.oci.image.index.v1+json",
                 "manifests": [manifest_desc],
+            }
+        )
+    )
+
+
+def build_index(out: Path, images: list[Path]) -> None:
+    """One layout whose index lists each image's manifest with the platform of its config."""
+    layout = Layout(out)
+    manifests = []
+    for image in images:
+        source = Layout(image)
+        for entry in json.loads((image / "index.json").read_text())["manifests"]:
+            manifest = json.loads(source.read(entry["digest"]))
+            config = json.loads(source.read(manifest["config"]["digest"]))
+            for blob in [entry, manifest["config"], *manifest["layers"]]:
+                name = blob["digest"].split(":", 1)[1]
+                layout.blobs.mkdir(parents=True, exist_ok=True)
+                if not (layout.blobs / name).exists():
+                    shutil.copyfile(source.blobs / name, layout.blobs / name)
+            platform = {"architecture": config["architecture"], "os": config["os"]}
+            if config.get("variant"):
+                platform["variant"] = config["variant"]
+            manifests.append({**entry, "platform": platform})
+    (out / "oci-layout").write_bytes(_dumps({"imageLayoutVersion": "1.0.0"}))
+    (out / "index.json").write_bytes(
+        _dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": manifests,
             }
         )
     )
@@ -217,10 +249,16 @@ def main(argv: list[str]) -> int:
     load.add_argument("--image", type=Path, required=True)
     load.add_argument("--out", type=Path, required=True)
     load.add_argument("--tag", action="append", default=[])
+    index = sub.add_parser("index")
+    index.add_argument("--out", type=Path, required=True)
+    index.add_argument("--image", type=Path, action="append", default=[])
     args = parser.parse_args(argv)
     if args.cmd == "image":
         args.out.mkdir(parents=True, exist_ok=True)
         build_image(args.out, args.base, args.tar, json.loads(args.config.read_text()))
+    elif args.cmd == "index":
+        args.out.mkdir(parents=True, exist_ok=True)
+        build_index(args.out, args.image)
     else:
         write_tarball(args.image, args.out, args.tag)
     return 0
