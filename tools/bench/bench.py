@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from tools.bench import h2load, overload, overload_report, profile
+from tools.bench import h2load, openloop, overload, overload_report, profile
 from tools.bench.h2load import H2Load
 from tools.bench.load import LoadGenerator, PointResult
 from tools.bench.openloop import OpenLoopGenerator
@@ -137,7 +137,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--open-loop-compare",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="repeat the highest open-loop share with shedding off (OVERLOAD_SHEDDING=false)",
+        help="repeat every open-loop share with shedding off (OVERLOAD_SHEDDING=false)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=openloop.DEFAULT_DEADLINE_S,
+        help="every open-loop call's gRPC deadline, seconds: goodput counts OK answers within it",
     )
     parser.add_argument(
         "--plot",
@@ -578,10 +584,12 @@ def _open_point(
         user_id=user_id,
         token=token,
         shedding=shedding,
+        deadline_s=args.deadline,
     )
     s = row.sample
     print(
         f"[bench] open {method:<14} {share:4.0%} {row.offered:7.0f}/s offered "
+        f"{row.good_in_deadline:7.0f}/s ok in {args.deadline:g}s "
         f"{row.goodput:7.0f}/s ok {row.shed:7.0f}/s shed p50={s.ok_p50_ms:.1f} "
         f"p99={s.ok_p99_ms:.1f} shed p99={s.shed_p99_ms:.1f} limit={row.limit:.0f} "
         f"shed_by={row.shed_by} "
@@ -619,13 +627,13 @@ def open_loop(
             common = (h2, sampler, system, args, user_id, token)
             rows += [_open_point(*common, **where, share=x, shedding=True) for x in shares]
             if args.open_loop_compare:
-                top = max(shares)
+                # The same shares without the protection, right after: what it changes.
                 involved = (server, *CALLS_PER_REQUEST.get(server, ()))
                 for name in involved:
                     system.env[name]["OVERLOAD_SHEDDING"] = "false"
                     system.restart(name, args.workers)
                 try:
-                    rows.append(_open_point(*common, **where, share=top, shedding=False))
+                    rows += [_open_point(*common, **where, share=x, shedding=False) for x in shares]
                 finally:
                     for name in involved:
                         system.env[name].pop("OVERLOAD_SHEDDING")

@@ -374,8 +374,10 @@ def test_h2load_rate_mode_starts_calls_on_schedule() -> None:
 
 
 def _open_row(method: str, share: float, shed_ms: list[float], shedding: bool = True) -> OpenRow:
+    # 100 sampled calls: all OK up to the peak, then 1/share of them (more without shedding).
+    ok = 100 if share <= 1 else int(100 / share * (1 if shedding else 0.8))
     sample = combine(
-        [OpenWorkerResult(sent=100, ok_ms=[1.0 + share, 5.0 * share], shed_ms=shed_ms)],
+        [OpenWorkerResult(sent=100, ok_ms=[5.0 * share] * ok, shed_ms=shed_ms)],
         rate=100 * share,
         duration_s=1.0,
     )
@@ -403,7 +405,7 @@ def test_open_loop_section_states_each_goal_and_links_the_plot(tmp_path: Path) -
         for m in ("GetUser", "CreatePayment")
         for s in (0.4, 0.8, 2.0)
     ]
-    rows.append(_open_row("GetUser", 2.0, [0.5], shedding=False))
+    rows += [_open_row("GetUser", s, [], shedding=False) for s in (0.4, 0.8, 2.0)]
     ledger = Ledger(acked=10, acked_found=10, shed=3, acknowledged_total=50, rows_added=50)
     text = overload_report.render(
         rows,
@@ -414,15 +416,37 @@ def test_open_loop_section_states_each_goal_and_links_the_plot(tmp_path: Path) -
         warmup_s=1,
         plot="tools/bench/results/openloop.png",
     )
-    assert "GetUser, p99 < 20 ms up to 80% of the peak: worst 4.0 ms at 80%: **met**" in text
-    assert "CreatePayment at 200% of the peak (2,000/s offered): goodput 1,000/s = 100%" in text
-    assert "shed calls answered in 0.5 ms at p99 (goal < 5: **met**)" in text
+    assert (
+        "GetUser up to 80% of the peak: OK within the deadline >= 99% of offered: worst "
+        "100.0% at 40%: **met**; admitted p99 < 20 ms: worst 4.0 ms at 80%: **met**." in text
+    )
+    assert (
+        "CreatePayment at 200% of the peak (2,000/s offered): OK within the deadline 1,000/s "
+        "= 100% of the peak (goal >= 90%: **met**)." in text
+    )
+    assert "below the unprotected arm at: none (**met**)" in text
+    assert "carries a 1 s deadline" in text
     assert "lost or duplicated: of the sample's 10 acknowledged payments 10 are in" in text
     assert "![p50/p99 of admitted calls and goodput against offered load]" in text
-    assert "### The same top points with shedding off" in text
+    assert "| 200% | GetUser | 100% | 80% |" in text
+    assert "### GetUser, unprotected (OVERLOAD_SHEDDING=false)" in text
     png = tmp_path / "openloop.png"
     overload_report.draw(rows, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_open_loop_calls_carry_the_deadline_on_the_wire(tmp_path: Path) -> None:
+    argv = H2Load("h2load").argv(
+        "http://127.0.0.1:1/x.Y/Z",
+        tmp_path / "body",
+        tmp_path / "log",
+        h2load.Shape(1, 1),
+        duration_s=1,
+        warmup_s=0,
+        token="",
+        deadline_s=1.0,
+    )
+    assert "--header=grpc-timeout: 1000m" in argv
 
 
 async def test_ledger_finds_each_acknowledged_payment_once(pg_admin_dsn: str) -> None:

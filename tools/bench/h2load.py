@@ -178,8 +178,13 @@ class H2Load:
         duration_s: float,
         warmup_s: float,
         token: str,
+        deadline_s: float | None = None,
     ) -> list[str]:
         auth = [f"--header=authorization: Bearer {token}"] if token else []
+        # gRPC's deadline on the wire (milliseconds): the server's core drops the call once
+        # it has passed, as it would a real client's.
+        if deadline_s is not None:
+            auth.append(f"--header=grpc-timeout: {max(1, round(deadline_s * 1000))}m")
         return [
             self.path,
             f"--clients={s.connections}",
@@ -259,8 +264,10 @@ def run_rate(
     warmup_s: float,
     user_id: str,
     token: str = "",
+    deadline_s: float | None = None,
 ) -> RateWindow:
-    """`rate` calls per second on a fixed schedule (h2load --rps), whatever the answers."""
+    """`rate` calls per second on a fixed schedule (h2load --rps), whatever the answers,
+    each with `deadline_s` as its gRPC deadline when given."""
     frame = grpc_frame(request(method, user_id))
     url = f"http://{target}/{SERVICES[method]}/{method}"
     per_connection = rate / RATE_CONNECTIONS
@@ -280,6 +287,7 @@ def run_rate(
                     duration_s=duration_s,
                     warmup_s=warmup_s,
                     token=token,
+                    deadline_s=deadline_s,
                 )
                 argv.insert(-1, f"--rps={per_connection:.3f}")
                 procs.append(

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tools.bench import h2load
 from tools.bench.h2load import H2Load
 from tools.bench.load import percentile
-from tools.bench.openloop import OpenLoopGenerator, OpenPoint
+from tools.bench.openloop import DEFAULT_DEADLINE_S, OpenLoopGenerator, OpenPoint
 
 SAMPLE_SHARE = 0.1
 SAMPLE_MIN = 50.0  # calls/s: enough for a p99 over a few seconds
@@ -54,6 +54,15 @@ class OpenRow:
     limit: float  # the servers' concurrency limits at the end, summed over workers
     shed_by: dict[str, int]  # refusals by reason (limit, queue), the servers' counters
     shedding: bool = True
+    deadline_s: float = DEFAULT_DEADLINE_S
+
+    @property
+    def good_in_deadline(self) -> float:
+        """OK answers within the deadline per second: every started call at the success
+        rate of the sample, whose client gave up at the deadline (DEADLINE_EXCEEDED)."""
+        if not self.sample.sent:
+            return float("nan")
+        return self.started * self.sample.ok / self.sample.sent
 
 
 @dataclass
@@ -118,6 +127,7 @@ def measure(
     user_id: str,
     token: str,
     shedding: bool = True,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> OpenRow:
     grpc_method = f"/{h2load.SERVICES[method]}/{method}"
     before = h2load.scrape(metrics_urls, grpc_method)
@@ -135,6 +145,7 @@ def measure(
             user_id=user_id,
             token=token,
             start_at=start_at,
+            deadline_s=deadline_s,
         )
         time.sleep(max(0.0, start_at - warmup_s - time.time()))
         window = h2load.run_rate(
@@ -146,6 +157,7 @@ def measure(
             warmup_s=warmup_s,
             user_id=user_id,
             token=token,
+            deadline_s=deadline_s,
         )
         sample = sampled.result()
     counts = h2load.settled(metrics_urls, grpc_method) - before
@@ -166,6 +178,7 @@ def measure(
         limit=gauge(metrics_urls, "overload_concurrency_limit"),
         shed_by=dict(shed_reasons(metrics_urls, grpc_method) - reasons_before),
         shedding=shedding,
+        deadline_s=deadline_s,
     )
 
 
