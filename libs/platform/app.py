@@ -20,6 +20,7 @@ import grpc
 
 from libs.platform import clients, db
 from libs.platform.migrations import apply_migrations
+from libs.platform.overload.core import CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.overload.retries import RetryCollector, RetryInterceptor, RetryPolicy, RetryStats
@@ -45,6 +46,7 @@ class WiringSettings(Protocol):
     def channel_credentials(self) -> grpc.ChannelCredentials | None: ...
     def limit_policy(self) -> LimitPolicy | None: ...
     def queue_policy(self) -> QueuePolicy: ...
+    def core_limits(self) -> CoreLimits: ...
     def retry_policy(self) -> RetryPolicy: ...
 
 
@@ -125,6 +127,7 @@ class Wiring:
             overload=self._settings.limit_policy(),
             queue=self._settings.queue_policy(),
             shed_retry_after=self._settings.overload_retry_after_seconds,
+            core=self._settings.core_limits(),
         )
         server.metrics.registry.register(RetryCollector(self._retries))
         server.watch_database(self.pool)  # readiness follows the database

@@ -16,6 +16,7 @@ from libs.platform.decoding import RequestDecodingInterceptor
 from libs.platform.health import LIVENESS_SERVICE, ReadinessWatcher, pool_check
 from libs.platform.interceptors import ObservabilityInterceptor
 from libs.platform.metrics import Metrics
+from libs.platform.overload.core import NO_CORE_LIMITS, CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.probe import QueueProbe, probe_address
 from libs.platform.overload.queue import QueuePolicy
@@ -99,6 +100,7 @@ async def start_server(
     overload: LimitPolicy | None = DEFAULT_LIMIT,
     queue: QueuePolicy = DEFAULT_QUEUE,
     shed_retry_after: float = DEFAULT_SHED_RETRY_AFTER_S,
+    core: CoreLimits = NO_CORE_LIMITS,
 ) -> GrpcServer:
     """Start serving; port 0 picks a free port. Returns the running server and bound port.
 
@@ -106,7 +108,8 @@ async def start_server(
     request bytes that do not parse INVALID_ARGUMENT (libs/platform/decoding.py). Unary calls
     beyond the adaptive limit `overload`, or refused while calls queue before the handlers
     (`queue`), get RESOURCE_EXHAUSTED with a RetryInfo of `shed_retry_after` seconds
-    (libs/platform/overload; `overload=None` turns both off).
+    (libs/platform/overload; `overload=None` turns both off). `core` bounds what gRPC's core
+    and HTTP/2 let in before any Python runs (libs/platform/overload/core.py).
     """
     metrics = Metrics()
     shedding = (
@@ -127,7 +130,8 @@ async def start_server(
             *interceptors,
             RequestDecodingInterceptor(),
         ],
-        options=message_size_options(max_message_bytes),
+        options=[*message_size_options(max_message_bytes), *core.server_options()],
+        maximum_concurrent_rpcs=core.max_concurrent_rpcs,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -142,6 +142,7 @@ async def start(settings: Settings) -> GrpcServer:
         overload=settings.limit_policy(),
         queue=settings.queue_policy(),
         shed_retry_after=settings.overload_retry_after_seconds,
+        core=settings.core_limits(),
     )
     server.metrics.registry.register(RetryCollector(retries))
     return server

@@ -184,7 +184,9 @@ class H2Load:
         # gRPC's deadline on the wire (milliseconds): the server's core drops the call once
         # it has passed, as it would a real client's.
         if deadline_s is not None:
-            auth.append(f"--header=grpc-timeout: {max(1, round(deadline_s * 1000))}m")
+            ms = deadline_s * 1000
+            timeout = f"{round(ms)}m" if ms >= 1 else f"{max(1, round(ms * 1000))}u"
+            auth.append(f"--header=grpc-timeout: {timeout}")
         return [
             self.path,
             f"--clients={s.connections}",

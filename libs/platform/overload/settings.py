@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.platform import config as c
+from libs.platform.overload.core import CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.overload.retries import RetryPolicy
@@ -35,6 +36,16 @@ class OverloadSettings:
     retry_budget_min_per_second: float = c.setting(_RETRY.min_per_second, min=0.0, max=1000.0)
     retry_budget_window_seconds: float = c.setting(_RETRY.window_seconds, min=0.1, max=3600.0)
     retry_max_per_call: int = c.setting(_RETRY.max_retries, min=0, max=10)
+    # 0: no bound (core.py). Calls in flight per process that grpc.aio takes from core, and
+    # streams per HTTP/2 connection.
+    grpc_max_concurrent_rpcs: int = c.setting(0, min=0, max=100_000)
+    grpc_max_concurrent_streams: int = c.setting(0, min=0, max=100_000)
+
+    def core_limits(self) -> CoreLimits:
+        return CoreLimits(
+            max_concurrent_rpcs=self.grpc_max_concurrent_rpcs or None,
+            max_concurrent_streams=self.grpc_max_concurrent_streams or None,
+        )
 
     def limit_policy(self) -> LimitPolicy | None:
         """The adaptive limit's tuning; None when shedding is switched off."""

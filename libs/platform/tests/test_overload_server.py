@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from libs.platform.overload.core import CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.overload.retries import RetryInterceptor, RetryPolicy, RetryStats
@@ -61,7 +62,12 @@ class Served:
         return user_pb2_grpc.UserServiceStub(self.channel)
 
 
-async def serve(policy: LimitPolicy = TWO, retry_after: float = 0.05) -> Served:
+NO_CORE_LIMITS = CoreLimits()
+
+
+async def serve(
+    policy: LimitPolicy | None = TWO, retry_after: float = 0.05, core: CoreLimits = NO_CORE_LIMITS
+) -> Served:
     servicer = Gated()
     server = await start_server(
         [
@@ -74,6 +80,7 @@ async def serve(policy: LimitPolicy = TWO, retry_after: float = 0.05) -> Served:
         overload=policy,
         queue=QUIET_PROBE,
         shed_retry_after=retry_after,
+        core=core,
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     return Served(server, servicer, channel)
@@ -309,3 +316,50 @@ async def test_other_refusals_are_not_retried(served: Served) -> None:
             )
     assert info.value.code() == EXHAUSTED
     assert sleep.delays == [] and not stats.counts
+
+
+async def test_core_bound_refuses_before_any_handler_of_ours() -> None:
+    served = await serve(policy=None, core=CoreLimits(max_concurrent_rpcs=1))
+    try:
+        held = asyncio.ensure_future(served.stub.GetUser(user_pb2.GetUserRequest(user_id="wait")))
+        assert await asyncio.wait_for(served.servicer.entered.get(), 5) == "wait"
+        # Refused by grpc.aio itself while one call is in flight: no handler ran for it.
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await served.stub.GetUser(user_pb2.GetUserRequest(user_id="late"), timeout=5)
+        assert refused.value.code() == EXHAUSTED
+        assert served.servicer.started == 1
+        served.servicer.gate.set()
+        await held
+        # Once the place is free (grpc.aio releases it just after the answer), calls are
+        # served again.
+        for _ in range(50):
+            try:
+                answer = await served.stub.GetUser(user_pb2.GetUserRequest(user_id="next"))
+                break
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == EXHAUSTED
+                await asyncio.sleep(0.02)
+        assert answer.user_id == "next"
+    finally:
+        await served.channel.close()
+        await served.server.stop(0)
+
+
+async def test_stream_bound_makes_the_client_queue_its_own_calls() -> None:
+    served = await serve(policy=None, core=CoreLimits(max_concurrent_streams=1))
+    try:
+        # One connection: the second call is not even sent while the first holds the stream.
+        held = asyncio.ensure_future(served.stub.GetUser(user_pb2.GetUserRequest(user_id="wait")))
+        assert await asyncio.wait_for(served.servicer.entered.get(), 5) == "wait"
+        queued = asyncio.ensure_future(
+            served.stub.GetUser(user_pb2.GetUserRequest(user_id="queued"), timeout=5)
+        )
+        await asyncio.sleep(0.3)
+        assert served.servicer.started == 1
+        served.servicer.gate.set()
+        await held
+        assert (await queued).user_id == "queued"
+        assert served.servicer.started == 2
+    finally:
+        await served.channel.close()
+        await served.server.stop(0)
