@@ -151,11 +151,14 @@ class Sandbox:
         }
         return env
 
-    def run(self, *args: str, hide: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, hide: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """tools/k3d.sh ARGS with the stand-ins, plus `env` (e.g. IMAGE_ARCH)."""
         return subprocess.run(  # noqa: S603 - the script under test, with fixed arguments
             [str(self.repo / "tools/k3d.sh"), *args],
             check=False,
-            env=self.env(hide),
+            env={**self.env(hide), **(env or {})},
             cwd=self.state,
             capture_output=True,
             text=True,
@@ -266,17 +269,8 @@ def test_build_runs_bazel_from_env_on_every_image_tarball(sandbox: Sandbox):
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_build_and_import_take_the_variant_image_arch_names(sandbox: Sandbox, arch: str):
     sandbox.cluster_exists()
-    env = sandbox.env()
-    env["IMAGE_ARCH"] = arch
     for command in ("build", "import"):
-        result = subprocess.run(  # noqa: S603 - the script under test, with fixed arguments
-            [str(sandbox.repo / "tools/k3d.sh"), command],
-            check=False,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = sandbox.run(command, env={"IMAGE_ARCH": arch})
         assert result.returncode == 0, result.stderr
     assert sandbox.calls() == [
         ["bazel", "build", *[f"//services/{s}:image_tarball_{arch}" for s in SERVICES]],
@@ -286,32 +280,14 @@ def test_build_and_import_take_the_variant_image_arch_names(sandbox: Sandbox, ar
 
 
 def test_build_refuses_an_unknown_image_arch(sandbox: Sandbox):
-    env = sandbox.env()
-    env["IMAGE_ARCH"] = "riscv64"
-    result = subprocess.run(  # noqa: S603 - the script under test, with fixed arguments
-        [str(sandbox.repo / "tools/k3d.sh"), "build"],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sandbox.run("build", env={"IMAGE_ARCH": "riscv64"})
     assert result.returncode != 0
     assert "IMAGE_ARCH=amd64 or IMAGE_ARCH=arm64" in result.stderr
     assert sandbox.calls() == []
 
 
 def test_build_with_missing_bazel_names_the_override(sandbox: Sandbox):
-    env = sandbox.env()
-    env["BAZEL"] = str(sandbox.state / "no-such-bazel")
-    result = subprocess.run(  # noqa: S603 - the script under test, with fixed arguments
-        [str(sandbox.repo / "tools/k3d.sh"), "build"],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sandbox.run("build", env={"BAZEL": str(sandbox.state / "no-such-bazel")})
     assert result.returncode != 0
     assert "BAZEL=" in result.stderr
     assert sandbox.calls() == []
