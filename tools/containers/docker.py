@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from libs.platform.testing.programs import find_program
 from tools.containers.spec import ContainerSpec
 from tools.containers.volumes import HostMount
 
@@ -112,8 +113,11 @@ class Exited:
 class Docker:
     """The docker CLI against whatever engine it reaches (DOCKER_HOST or the default socket)."""
 
-    def __init__(self, cli: str = "docker") -> None:
-        self.cli = cli
+    def __init__(self, cli: str | None = None) -> None:
+        # Bazel gives tests a fixed PATH: Homebrew's docker (colima on Apple silicon, in
+        # /opt/homebrew/bin) is found the way the other test tools are.
+        found = find_program("docker") if cli is None else None
+        self.cli = cli or (str(found) if found else "docker")
 
     def _run(
         self, *args: str, timeout: float = 120, check: bool = True
