@@ -137,7 +137,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--open-loop-compare",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="repeat every open-loop share with shedding off (OVERLOAD_SHEDDING=false)",
+        help="repeat every open-loop share in each --open-loop-arm",
+    )
+    parser.add_argument(
+        "--open-loop-arm",
+        action="append",
+        type=overload.parse_arm,
+        default=None,
+        metavar="NAME:KEY=VALUE,...",
+        help="an arm of the open loop: every share again with these settings on the services "
+        f"involved; repeatable (default: '{overload.UNPROTECTED}:OVERLOAD_SHEDDING=false')",
     )
     parser.add_argument(
         "--deadline",
@@ -568,7 +577,7 @@ def _open_point(
     server: str,
     peak: Row,
     share: float,
-    shedding: bool,
+    arm: str,
 ) -> overload.OpenRow:
     row = overload.measure(
         h2,
@@ -583,7 +592,7 @@ def _open_point(
         warmup_s=args.open_loop_warmup,
         user_id=user_id,
         token=token,
-        shedding=shedding,
+        arm=arm,
         deadline_s=args.deadline,
     )
     s = row.sample
@@ -593,7 +602,7 @@ def _open_point(
         f"{row.goodput:7.0f}/s ok {row.shed:7.0f}/s shed p50={s.ok_p50_ms:.1f} "
         f"p99={s.ok_p99_ms:.1f} shed p99={s.shed_p99_ms:.1f} limit={row.limit:.0f} "
         f"shed_by={row.shed_by} "
-        f"errors={row.errors} shedding={shedding}",
+        f"errors={row.errors} arm={arm}",
         flush=True,
     )
     return row
@@ -625,18 +634,22 @@ def open_loop(
 
             where = {"method": method, "server": server, "peak": peak}
             common = (h2, sampler, system, args, user_id, token)
-            rows += [_open_point(*common, **where, share=x, shedding=True) for x in shares]
-            if args.open_loop_compare:
-                # The same shares without the protection, right after: what it changes.
+            protected = overload.PROTECTED
+            rows += [_open_point(*common, **where, share=x, arm=protected) for x in shares]
+            arms = args.open_loop_arm or [(overload.UNPROTECTED, {"OVERLOAD_SHEDDING": "false"})]
+            for arm, settings in arms if args.open_loop_compare else []:
+                # The same shares in this arm, right after: what its settings change.
                 involved = (server, *CALLS_PER_REQUEST.get(server, ()))
+                saved = {name: dict(system.env[name]) for name in involved}
                 for name in involved:
-                    system.env[name]["OVERLOAD_SHEDDING"] = "false"
+                    system.env[name].update(settings)
                     system.restart(name, args.workers)
                 try:
-                    rows += [_open_point(*common, **where, share=x, shedding=False) for x in shares]
+                    rows += [_open_point(*common, **where, share=x, arm=arm) for x in shares]
                 finally:
                     for name in involved:
-                        system.env[name].pop("OVERLOAD_SHEDDING")
+                        system.env[name].clear()
+                        system.env[name].update(saved[name])
                         system.restart(name, args.workers)
     finally:
         sampler.close()

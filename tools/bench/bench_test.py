@@ -3,6 +3,7 @@ stack summaries and the report sections."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -31,7 +32,14 @@ from tools.bench import h2load, overload_report, profile
 from tools.bench.h2load import H2Load, MetricsUnavailable
 from tools.bench.load import LoadGenerator, percentile
 from tools.bench.openloop import OpenLoopGenerator, OpenWorkerResult, combine
-from tools.bench.overload import Ledger, OpenRow, check_ledger
+from tools.bench.overload import (
+    PROTECTED,
+    UNPROTECTED,
+    Ledger,
+    OpenRow,
+    check_ledger,
+    parse_arm,
+)
 from tools.bench.sections import replace_section
 from user.v1 import user_pb2, user_pb2_grpc
 
@@ -373,9 +381,9 @@ def test_h2load_rate_mode_starts_calls_on_schedule() -> None:
     assert sum(g < 200 for g in gaps) < len(gaps) / 2
 
 
-def _open_row(method: str, share: float, shed_ms: list[float], shedding: bool = True) -> OpenRow:
-    # 100 sampled calls: all OK up to the peak, then 1/share of them (more without shedding).
-    ok = 100 if share <= 1 else int(100 / share * (1 if shedding else 0.8))
+def _open_row(method: str, share: float, shed_ms: list[float], arm: str = PROTECTED) -> OpenRow:
+    # 100 sampled calls: all OK up to the peak, then 1/share of them (fewer in other arms).
+    ok = 100 if share <= 1 else int(100 / share * (1 if arm == PROTECTED else 0.8))
     sample = combine(
         [OpenWorkerResult(sent=100, ok_ms=[5.0 * share] * ok, shed_ms=shed_ms)],
         rate=100 * share,
@@ -395,7 +403,7 @@ def _open_row(method: str, share: float, shed_ms: list[float], shedding: bool = 
         all_p99_ms=10.0,
         limit=40,
         shed_by={"queue": 3, "limit": 1},
-        shedding=shedding,
+        arm=arm,
     )
 
 
@@ -405,7 +413,8 @@ def test_open_loop_section_states_each_goal_and_links_the_plot(tmp_path: Path) -
         for m in ("GetUser", "CreatePayment")
         for s in (0.4, 0.8, 2.0)
     ]
-    rows += [_open_row("GetUser", s, [], shedding=False) for s in (0.4, 0.8, 2.0)]
+    rows += [_open_row("GetUser", s, [], arm=UNPROTECTED) for s in (0.4, 0.8, 2.0)]
+    rows += [_open_row("GetUser", s, [], arm="stream bound") for s in (0.4, 2.0)]
     ledger = Ledger(acked=10, acked_found=10, shed=3, acknowledged_total=50, rows_added=50)
     text = overload_report.render(
         rows,
@@ -428,11 +437,22 @@ def test_open_loop_section_states_each_goal_and_links_the_plot(tmp_path: Path) -
     assert "carries a 1 s deadline" in text
     assert "lost or duplicated: of the sample's 10 acknowledged payments 10 are in" in text
     assert "![p50/p99 of admitted calls and goodput against offered load]" in text
-    assert "| 200% | GetUser | 100% | 80% |" in text
+    assert "| 200% | GetUser | 100% | 80% | 80% |" in text
+    assert "| 80% | GetUser | 80% | 80% | - |" in text
     assert "### GetUser, unprotected (OVERLOAD_SHEDDING=false)" in text
+    assert "### GetUser, stream bound" in text
     png = tmp_path / "openloop.png"
     overload_report.draw(rows, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_open_loop_arms_are_named_settings() -> None:
+    assert parse_arm("stream bound:GRPC_MAX_CONCURRENT_STREAMS=4,OVERLOAD_SHEDDING=false") == (
+        "stream bound",
+        {"GRPC_MAX_CONCURRENT_STREAMS": "4", "OVERLOAD_SHEDDING": "false"},
+    )
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_arm("no settings")
 
 
 def test_open_loop_calls_carry_the_deadline_on_the_wire(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ ledger check): every acknowledged payment must be there exactly once, and no she
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import concurrent.futures
 import time
@@ -33,6 +34,10 @@ from tools.bench.h2load import H2Load
 from tools.bench.load import percentile
 from tools.bench.openloop import DEFAULT_DEADLINE_S, OpenLoopGenerator, OpenPoint
 
+# The open loop's arms: the services as configured by default, and the same with
+# OVERLOAD_SHEDDING=false; bench.py may add others (--open-loop-arm).
+PROTECTED = "protected"
+UNPROTECTED = "unprotected"
 SAMPLE_SHARE = 0.1
 SAMPLE_MIN = 50.0  # calls/s: enough for a p99 over a few seconds
 SHED = "RESOURCE_EXHAUSTED"
@@ -53,8 +58,13 @@ class OpenRow:
     all_p99_ms: float  # h2load: every answer, served and shed
     limit: float  # the servers' concurrency limits at the end, summed over workers
     shed_by: dict[str, int]  # refusals by reason (limit, queue), the servers' counters
-    shedding: bool = True
+    arm: str = PROTECTED
     deadline_s: float = DEFAULT_DEADLINE_S
+
+    @property
+    def shedding(self) -> bool:
+        """The default protection is on (the protected arm)."""
+        return self.arm == PROTECTED
 
     @property
     def good_in_deadline(self) -> float:
@@ -88,6 +98,15 @@ class Ledger:
             and self.shed_written == 0
             and self.rows_added >= self.acknowledged_total
         )
+
+
+def parse_arm(text: str) -> tuple[str, dict[str, str]]:
+    """An open-loop arm from the command line: 'NAME:K=V,K=V' -> (NAME, {K: V})."""
+    name, _, settings = text.partition(":")
+    pairs = [item.split("=", 1) for item in settings.split(",") if item.strip()]
+    if not name.strip() or not pairs or any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected NAME:KEY=VALUE[,KEY=VALUE...], got {text!r}")
+    return name.strip(), {k.strip(): v.strip() for k, v in pairs}
 
 
 def gauge(urls: Sequence[str], name: str) -> float:
@@ -126,7 +145,7 @@ def measure(
     warmup_s: float,
     user_id: str,
     token: str,
-    shedding: bool = True,
+    arm: str = PROTECTED,
     deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> OpenRow:
     grpc_method = f"/{h2load.SERVICES[method]}/{method}"
@@ -177,7 +196,7 @@ def measure(
         all_p99_ms=percentile(window.latencies_ms, 0.99),
         limit=gauge(metrics_urls, "overload_concurrency_limit"),
         shed_by=dict(shed_reasons(metrics_urls, grpc_method) - reasons_before),
-        shedding=shedding,
+        arm=arm,
         deadline_s=deadline_s,
     )
 

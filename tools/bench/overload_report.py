@@ -9,7 +9,14 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.bench.overload import SAMPLE_MIN, SAMPLE_SHARE, Ledger, OpenRow
+from tools.bench.overload import (
+    PROTECTED,
+    SAMPLE_MIN,
+    SAMPLE_SHARE,
+    UNPROTECTED,
+    Ledger,
+    OpenRow,
+)
 from tools.bench.sections import error_cell
 
 # Issue 22's goals, ratios within one run; goodput counts OK answers within the deadline.
@@ -18,6 +25,7 @@ GOAL_UP_TO = 0.8  # of the peak
 GOAL_GOOD_OF_OFFERED = 0.99  # up to GOAL_UP_TO
 GOAL_GOODPUT = 0.9  # of the peak, at the top share, and never below the unprotected arm
 METHODS = ("GetUser", "CreatePayment")
+ARM_NOTES = {PROTECTED: " (the defaults)", UNPROTECTED: " (OVERLOAD_SHEDDING=false)"}
 
 
 def _ms(value: float) -> str:
@@ -61,27 +69,37 @@ def table(rows: Sequence[OpenRow]) -> str:
 def _arms(rows: Sequence[OpenRow], method: str) -> list[tuple[OpenRow, OpenRow | None]]:
     """(protected, unprotected at the same share or None), by share."""
     on = sorted((r for r in rows if r.method == method and r.shedding), key=lambda r: r.share)
-    off = {r.share: r for r in rows if r.method == method and not r.shedding}
+    off = {r.share: r for r in rows if r.method == method and r.arm == UNPROTECTED}
     return [(r, off.get(r.share)) for r in on]
 
 
+def arm_names(rows: Sequence[OpenRow]) -> list[str]:
+    """The arms in the order they ran, the protected one first."""
+    names = [PROTECTED]
+    for r in rows:
+        if r.arm not in names:
+            names.append(r.arm)
+    return names
+
+
 def comparison(rows: Sequence[OpenRow]) -> str:
-    """Both arms side by side: OK within deadline as a share of the peak, admitted p99."""
+    """Every arm side by side: OK within deadline as a share of the peak, admitted p99."""
+    arms = arm_names(rows)
     out = [
-        (
-            "| offered (of peak) | method | OK within deadline, protected | unprotected "
-            "| admitted p99 ms, protected | unprotected |"
-        ),
-        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        "| offered (of peak) | method | "
+        + " | ".join(f"OK within deadline, {a}" for a in arms)
+        + " | "
+        + " | ".join(f"admitted p99 ms, {a}" for a in arms)
+        + " |",
+        "| ---: | --- |" + " ---: |" * (2 * len(arms)),
     ]
     for method in METHODS:
-        for on, off in _arms(rows, method):
-            off_good = f"{off.good_in_deadline / off.peak:.0%}" if off else "-"
-            off_p99 = _ms(off.sample.ok_p99_ms) if off else "-"
-            out.append(
-                f"| {on.share:.0%} | {method} | {on.good_in_deadline / on.peak:.0%} "
-                f"| {off_good} | {_ms(on.sample.ok_p99_ms)} | {off_p99} |"
-            )
+        by = {(r.arm, r.share): r for r in rows if r.method == method}
+        for share in sorted({r.share for r in rows if r.method == method and r.shedding}):
+            got = [by.get((a, share)) for a in arms]
+            good = [f"{r.good_in_deadline / r.peak:.0%}" if r else "-" for r in got]
+            p99 = [_ms(r.sample.ok_p99_ms) if r else "-" for r in got]
+            out.append(f"| {share:.0%} | {method} | " + " | ".join(good + p99) + " |")
     return "\n".join(out)
 
 
@@ -170,8 +188,9 @@ def render(
         'counts (grpc_server_handled_total) over the whole point. "limit" is the adaptive '
         'concurrency limit at the end of the point, summed over the workers; "started" '
         'below "offered" means the load generators fell behind their schedule. Every share '
-        "runs twice: with the protection (the defaults), then with OVERLOAD_SHEDDING=false "
-        "on the services involved.",
+        "runs in every arm, one after the other: with the protection (the defaults), then "
+        "unprotected (OVERLOAD_SHEDDING=false on the services involved), then any other arm "
+        "named below with its settings.",
         width=92,
         break_on_hyphens=False,
     )
@@ -183,15 +202,14 @@ def render(
     ]
     if plot:
         parts.append(f"![p50/p99 of admitted calls and goodput against offered load]({plot})")
-    if any(not r.shedding for r in rows):
-        parts += ["### Protected against unprotected, share of the peak", comparison(rows)]
+    arms = arm_names(rows)
+    if len(arms) > 1:
+        parts += ["### Every arm, share of the peak", comparison(rows)]
     for method in METHODS:
-        on = [r for r in rows if r.method == method and r.shedding]
-        if on:
-            parts += [f"### {method}, protected (the defaults)", table(on)]
-        off = [r for r in rows if r.method == method and not r.shedding]
-        if off:
-            parts += [f"### {method}, unprotected (OVERLOAD_SHEDDING=false)", table(off)]
+        for arm in arms:
+            mine = [r for r in rows if r.method == method and r.arm == arm]
+            if mine:
+                parts += [f"### {method}, {arm}{ARM_NOTES.get(arm, '')}", table(mine)]
     if ledger is not None:
         parts += ["### Payments after the overload", textwrap.fill(ledger_line(ledger), 92)]
     if notes:
@@ -228,17 +246,20 @@ def draw(rows: Sequence[OpenRow], path: Path) -> None:
             color="tab:green",
             label="OK within deadline",
         )
-        off = sorted(
-            (r for r in rows if r.method == method and not r.shedding), key=lambda r: r.share
-        )
-        if off:
-            right.plot(
-                [r.share * 100 for r in off],
-                [r.good_in_deadline / r.peak * 100 for r in off],
-                "v--",
-                color="tab:red",
-                label="same, unprotected",
+        styles = iter([("v--", "tab:red"), ("d-.", "tab:purple"), ("p:", "tab:brown")])
+        for arm in arm_names(rows)[1:]:
+            other = sorted(
+                (r for r in rows if r.method == method and r.arm == arm), key=lambda r: r.share
             )
+            marker, color = next(styles, ("+:", "black"))
+            if other:
+                right.plot(
+                    [r.share * 100 for r in other],
+                    [r.good_in_deadline / r.peak * 100 for r in other],
+                    marker,
+                    color=color,
+                    label=f"same, {arm}",
+                )
         right.plot(x, x, "--", color="gray", linewidth=0.8, label="offered")
         right.set_ylabel("% of the closed-loop peak")
         right.set_ylim(0, max(x) * 1.05)
