@@ -184,7 +184,9 @@ def render(
         "schedule and times each call from its scheduled start by status: the admitted and "
         "shed percentiles are that sample's, and so is the share of calls answered OK within "
         'the deadline, which times the calls started gives "OK within deadline" (the '
-        'goodput the goals count). "OK/s (servers)" and the shed rates are the servers\' own '
+        "goodput the goals count), capped at the servers' OK answers: h2load's calls may "
+        "fare worse than the sample's, and h2load's deadline starts only when a call leaves "
+        'its queue. "OK/s (servers)" and the shed rates are the servers\' own '
         'counts (grpc_server_handled_total) over the whole point. "limit" is the adaptive '
         'concurrency limit at the end of the point, summed over the workers; "started" '
         'below "offered" means the load generators fell behind their schedule. Every share '
