@@ -122,8 +122,7 @@ def _links_from_here(paths: set[str], root: Path) -> None:
             rel = str(entry).lstrip("/")
             if not entry.is_symlink() or rel in paths:
                 continue
-            target = os.path.realpath(entry).lstrip("/")
-            if target in paths or (root / target).exists():
+            if os.path.realpath(entry).lstrip("/") in paths:
                 paths.add(rel)
                 if root != Path("/"):
                     _copy_link(root, rel, os.readlink(entry))
