@@ -62,11 +62,6 @@ class OpenRow:
     deadline_s: float = DEFAULT_DEADLINE_S
 
     @property
-    def shedding(self) -> bool:
-        """The default protection is on (the protected arm)."""
-        return self.arm == PROTECTED
-
-    @property
     def good_in_deadline(self) -> float:
         """OK answers within the deadline per second, counted conservatively: every started
         call at the success rate of the sample (whose client gives up at the deadline),

@@ -66,11 +66,15 @@ def table(rows: Sequence[OpenRow]) -> str:
     return "\n".join(out)
 
 
+def _of(rows: Sequence[OpenRow], method: str, arm: str) -> list[OpenRow]:
+    """The rows of one method in one arm, by share."""
+    return sorted((r for r in rows if r.method == method and r.arm == arm), key=lambda r: r.share)
+
+
 def _arms(rows: Sequence[OpenRow], method: str) -> list[tuple[OpenRow, OpenRow | None]]:
     """(protected, unprotected at the same share or None), by share."""
-    on = sorted((r for r in rows if r.method == method and r.shedding), key=lambda r: r.share)
-    off = {r.share: r for r in rows if r.method == method and r.arm == UNPROTECTED}
-    return [(r, off.get(r.share)) for r in on]
+    off = {r.share: r for r in _of(rows, method, UNPROTECTED)}
+    return [(r, off.get(r.share)) for r in _of(rows, method, PROTECTED)]
 
 
 def arm_names(rows: Sequence[OpenRow]) -> list[str]:
@@ -95,7 +99,7 @@ def comparison(rows: Sequence[OpenRow]) -> str:
     ]
     for method in METHODS:
         by = {(r.arm, r.share): r for r in rows if r.method == method}
-        for share in sorted({r.share for r in rows if r.method == method and r.shedding}):
+        for share in [r.share for r in _of(rows, method, PROTECTED)]:
             got = [by.get((a, share)) for a in arms]
             good = [f"{r.good_in_deadline / r.peak:.0%}" if r else "-" for r in got]
             p99 = [_ms(r.sample.ok_p99_ms) if r else "-" for r in got]
@@ -209,7 +213,7 @@ def render(
         parts += ["### Every arm, share of the peak", comparison(rows)]
     for method in METHODS:
         for arm in arms:
-            mine = [r for r in rows if r.method == method and r.arm == arm]
+            mine = _of(rows, method, arm)
             if mine:
                 parts += [f"### {method}, {arm}{ARM_NOTES.get(arm, '')}", table(mine)]
     if ledger is not None:
@@ -227,10 +231,10 @@ def draw(rows: Sequence[OpenRow], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [m for m in METHODS if any(r.method == m and r.shedding for r in rows)]
+    methods = [m for m in METHODS if _of(rows, m, PROTECTED)]
     fig, axes = plt.subplots(1, len(methods), figsize=(6 * len(methods), 4.2), squeeze=False)
     for ax, method in zip(axes[0], methods, strict=True):
-        mine = sorted((r for r in rows if r.method == method and r.shedding), key=lambda r: r.share)
+        mine = _of(rows, method, PROTECTED)
         x = [r.share * 100 for r in mine]
         ax.plot(x, [r.sample.ok_p50_ms for r in mine], "o-", label="admitted p50")
         ax.plot(x, [r.sample.ok_p99_ms for r in mine], "s-", label="admitted p99")
@@ -250,9 +254,7 @@ def draw(rows: Sequence[OpenRow], path: Path) -> None:
         )
         styles = iter([("v--", "tab:red"), ("d-.", "tab:purple"), ("p:", "tab:brown")])
         for arm in arm_names(rows)[1:]:
-            other = sorted(
-                (r for r in rows if r.method == method and r.arm == arm), key=lambda r: r.share
-            )
+            other = _of(rows, method, arm)
             marker, color = next(styles, ("+:", "black"))
             if other:
                 right.plot(

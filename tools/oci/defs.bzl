@@ -191,30 +191,30 @@ def py_service_image(name, binary, port, base = "@python_base", env = {}, labels
             target_platform = platform,
             **kwargs
         )
-        _load(name + "_load_" + arch, ":%s_%s" % (name, arch), svc, **kwargs)
+        _load(name, "_" + arch, ":%s_%s" % (name, arch), svc, **kwargs)
     oci_image_index(
         name = name,
         images = [":%s_%s" % (name, arch) for arch in IMAGE_PLATFORMS],
         **kwargs
     )
-    _load(name + "_load", select({
+    _load(name, "", select({
         Label("@platforms//cpu:aarch64"): ":%s_arm64" % name,
         "//conditions:default": ":%s_amd64" % name,
     }), svc, **kwargs)
 
-def _load(name, image, svc, **kwargs):
-    """oci_load `name` (tag `<svc>:dev`) and the filegroup of its tarball (`_load` -> `_tarball`)."""
+def _load(name, suffix, image, svc, **kwargs):
+    """`<name>_load<suffix>` (oci_load, tag `<svc>:dev`) and `<name>_tarball<suffix>`."""
     oci_load(
-        name = name,
+        name = name + "_load" + suffix,
         image = image,
         repo_tags = ["%s:dev" % svc],
         **kwargs
     )
 
-    # tools/k3d.sh imports bazel-bin/<pkg>/<name>/tarball.tar, built through this.
+    # tools/k3d.sh imports bazel-bin/<pkg>/<name>_load<suffix>/tarball.tar, built through this.
     native.filegroup(
-        name = name.replace("_load", "_tarball"),
-        srcs = [":" + name],
+        name = name + "_tarball" + suffix,
+        srcs = [":%s_load%s" % (name, suffix)],
         output_group = "tarball",
         **kwargs
     )

@@ -1,9 +1,10 @@
 """Writes one image layer (an uncompressed tar) from a manifest of runfiles.
 
 Manifest lines: DEST<TAB>file<TAB>SOURCE, DEST<TAB>empty<TAB> or DEST<TAB>link<TAB>TARGET
-(a symbolic link, TARGET relative to DEST's directory). Sources are copied by content (runfiles trees are symlinks into Bazel's output base, which the image does not
-have). The tar depends only on paths and contents: sorted entries, mtime 0, owner root,
-mode 0755 for executables and directories, 0644 otherwise.
+(a symbolic link, TARGET relative to DEST's directory). Sources are copied by content
+(runfiles trees are symlinks into Bazel's output base, which the image does not have).
+The tar depends only on paths and contents: sorted entries, mtime 0, owner root, mode 0755
+for executables and directories, 0644 otherwise.
 
 Every .py file gets its byte code beside it (`__pycache__/<name>.<cache tag>.pyc`), so a
 container with a read-only root compiles nothing at start. The pycs are PEP 552

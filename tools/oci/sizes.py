@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.oci.layout import blob_path, manifests
 
 _CHUNK = 1 << 20
 
@@ -30,11 +31,6 @@ class Blob:
     compressed: int
     unpacked: int
     part: str = ""  # base, external or app (layers only)
-
-
-def _blob_path(layout: Path, digest: str) -> Path:
-    algorithm, hexdigest = digest.split(":", 1)
-    return layout / "blobs" / algorithm / hexdigest
 
 
 def _unpacked_size(path: Path) -> int:
@@ -54,26 +50,22 @@ def _is_external(path: Path) -> bool:
 
 def platforms(layout: Path) -> list[str]:
     """The platforms of the images in an index ("" for a layout of one image without one)."""
-    entries = json.loads((layout / "index.json").read_text())["manifests"]
-    return [
-        f"{e['platform']['os']}/{e['platform']['architecture']}" if "platform" in e else ""
-        for e in entries
-    ]
+    return list(manifests(layout))
 
 
 def read_image(layout: Path, platform: str = "") -> tuple[Blob, list[Blob]]:
     """(config, layers) of the image of `platform` in an OCI layout (the only one if "")."""
-    entries = json.loads((layout / "index.json").read_text())["manifests"]
-    if platform:
-        entries = [e for e in entries if platform == "{os}/{architecture}".format(**e["platform"])]
-    if len(entries) != 1:
-        raise ValueError(f"{layout}: {len(entries)} images for platform {platform!r}")
-    manifest = json.loads(_blob_path(layout, entries[0]["digest"]).read_text())
+    images = manifests(layout)
+    if not platform and len(images) == 1:
+        platform = next(iter(images))
+    if platform not in images:
+        raise ValueError(f"{layout}: no single image for platform {platform!r}: {list(images)}")
+    manifest = images[platform]
     config = manifest["config"]
     last = len(manifest["layers"]) - 1
     layers = []
     for i, d in enumerate(manifest["layers"]):
-        path = _blob_path(layout, d["digest"])
+        path = blob_path(layout, d["digest"])
         part = "app" if i == last else "external" if _is_external(path) else "base"
         layers.append(Blob(d["digest"], d["size"], _unpacked_size(path), part))
     return Blob(config["digest"], config["size"], config["size"]), layers

@@ -8,11 +8,11 @@ The services use the roles, passwords and databases the manifests name, created 
 throwaway PostgreSQL the way the postgres StatefulSet's init script creates them.
 
 Needs an engine that `docker info` reaches (tools/engine/docker.sh starts one); without one
-every test skips with that reason. IMAGE_VARIANT (BUILD.bazel) picks the images: `amd64` or
+every test skips with that reason. IMAGE_VARIANT (BUILD.bazel) picks the images, `amd64` or
 `arm64`, run with `--platform linux/<variant>` (emulated when the engine's CPU differs:
-tools/engine/emulation.sh); it skips with the reason if the engine cannot run it. Unset,
-the host CPU's (`image_load`, as a developer loads them). Measurements (time from `docker run` to SERVING, the
-probes' answers, the flow's results, stop times) are printed in the run's summary.
+tools/engine/emulation.sh); they skip with the reason if the engine cannot run them.
+Measurements (time from `docker run` to SERVING, the probes' answers, the flow's results,
+stop times) are printed in the run's summary.
 """
 
 from __future__ import annotations
@@ -42,14 +42,14 @@ from tools.pytest.workspace import workspace_root
 
 SERVICES = inventory.load().names()
 NONROOT = "65532"
-VARIANT = os.environ.get("IMAGE_VARIANT", "")
-PLATFORM = f"linux/{VARIANT}" if VARIANT else None
+VARIANT = os.environ["IMAGE_VARIANT"]
+PLATFORM = f"linux/{VARIANT}"
 
 
 # The engine's own CPU runs its variant natively; the other one runs under qemu-user, an
 # order of magnitude slower (a default argon2id check takes seconds instead of ~50 ms).
 _NATIVE = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(os.uname().machine)
-EMULATED = bool(VARIANT) and VARIANT != _NATIVE
+EMULATED = VARIANT != _NATIVE
 # What an emulated run changes, nothing else: each caller's deadline for the services it
 # calls (the inventory's `calls`: <CALLEE>_TIMEOUT_SECONDS, 2 s by default), and the
 # startup probe's number of attempts (a start takes ~15 s alone, ~50 s three at once on two
@@ -82,7 +82,7 @@ def _for_emulation(specs: dict[str, ContainerSpec]) -> tuple[dict[str, Container
 
 
 def _tarball(svc: str) -> Path:
-    load = f"image_load_{VARIANT}" if VARIANT else "image_load"
+    load = f"image_load_{VARIANT}"
     return Path(os.environ["TEST_SRCDIR"], "_main", "services", svc, load, "tarball.tar")
 
 
@@ -130,11 +130,10 @@ def system(
     start = time.monotonic()
     images = load_images(docker, specs, {svc: _tarball(svc) for svc in SERVICES})
     measured(f"docker load of the {len(SERVICES)} tarballs: {time.monotonic() - start:.1f}s")
-    if PLATFORM is not None:
-        why_not = docker.cannot_run(images[SERVICES[0]], PLATFORM)
-        if why_not is not None:
-            pytest.skip(why_not)
-        measured(f"variant: {PLATFORM}")
+    why_not = docker.cannot_run(images[SERVICES[0]], PLATFORM)
+    if why_not is not None:
+        pytest.skip(why_not)
+    measured(f"variant: {PLATFORM}")
 
     made: list[database.Credentials] = []
     try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import tarfile
 from pathlib import Path
 
 from libs import inventory
+from tools.oci.layout import blob_path, manifests
 
 _RUNFILES = Path(os.environ.get("TEST_SRCDIR", "."), "_main")
 SERVICES = inventory.load().names()
@@ -20,10 +20,7 @@ def _layout(package: str) -> Path:
 
 def _layers(package: str) -> list[str]:
     """The layer digests of the index's first image (every variant is built alike)."""
-    layout = _layout(package)
-    index = json.loads((layout / "index.json").read_text())
-    digest = index["manifests"][0]["digest"].split(":", 1)[1]
-    manifest = json.loads((layout / "blobs" / "sha256" / digest).read_text())
+    manifest = next(iter(manifests(_layout(package)).values()))
     return [layer["digest"] for layer in manifest["layers"]]
 
 
@@ -31,7 +28,7 @@ def _external(package: str) -> dict[str, str]:
     """External repo -> the digest of its layer (the layers under app/external/<repo>/)."""
     repos = {}
     for digest in _layers(package):
-        blob = _layout(package) / "blobs" / "sha256" / digest.split(":", 1)[1]
+        blob = blob_path(_layout(package), digest)
         with gzip.open(blob) as raw, tarfile.open(fileobj=raw) as tar:
             tops = {m.name.split("/")[2] for m in tar if m.name.startswith("app/external/")}
         if tops:

@@ -10,7 +10,6 @@ host did before the platform transition) fails here on any machine.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import posixpath
 import tarfile
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from libs import inventory
+from tools.oci.layout import blob_path, manifests
 
 _RUNFILES = Path(os.environ.get("TEST_SRCDIR", "."), "_main")
 SERVICES = inventory.load().names()
@@ -35,28 +35,18 @@ class Entry:
     layer: int
 
 
-def _blob(layout: Path, digest: str) -> Path:
-    return layout / "blobs" / "sha256" / digest.split(":", 1)[1]
-
-
-def _manifests(svc: str) -> dict[str, dict]:
-    layout = _RUNFILES / "services" / svc / "image"
-    index = json.loads((layout / "index.json").read_text())
-    out = {}
-    for entry in index["manifests"]:
-        platform = entry["platform"]
-        out[platform["os"] + "/" + platform["architecture"]] = json.loads(
-            _blob(layout, entry["digest"]).read_text()
-        )
-    return out
+def _layout(svc: str) -> Path:
+    return _RUNFILES / "services" / svc / "image"
 
 
 def _filesystem(svc: str, manifest: dict) -> dict[str, Entry]:
     """Path -> entry of the image's filesystem, layers applied in order (no whiteouts here)."""
-    layout = _RUNFILES / "services" / svc / "image"
     files: dict[str, Entry] = {}
     for i, layer in enumerate(manifest["layers"]):
-        with gzip.open(_blob(layout, layer["digest"])) as raw, tarfile.open(fileobj=raw) as tar:
+        with (
+            gzip.open(blob_path(_layout(svc), layer["digest"])) as raw,
+            tarfile.open(fileobj=raw) as tar,
+        ):
             for member in tar:
                 name = posixpath.normpath(member.name.removeprefix("./").lstrip("/"))
                 if member.issym():
@@ -93,7 +83,7 @@ def _machine(head: bytes) -> int | None:
 
 @pytest.fixture(scope="module", params=SERVICES)
 def variants(request: pytest.FixtureRequest) -> tuple[str, dict[str, dict]]:
-    return request.param, _manifests(request.param)
+    return request.param, manifests(_layout(request.param))
 
 
 def test_the_index_holds_both_linux_variants(variants: tuple[str, dict[str, dict]]) -> None:

@@ -154,14 +154,18 @@ def build_image(out: Path, base: Path | None, tars: list[Path], settings: dict[s
     }
     if settings["annotations"]:
         manifest["annotations"] = settings["annotations"]
-    manifest_desc = {"mediaType": MANIFEST, **layout.put(_dumps(manifest))}
+    _write_index(out, [{"mediaType": MANIFEST, **layout.put(_dumps(manifest))}])
+
+
+def _write_index(out: Path, manifests: list[dict[str, Any]]) -> None:
+    """The layout's oci-layout marker and its index.json listing `manifests`."""
     (out / "oci-layout").write_bytes(_dumps({"imageLayoutVersion": "1.0.0"}))
     (out / "index.json").write_bytes(
         _dumps(
             {
                 "schemaVersion": 2,
                 "mediaType": "application/vnd.oci.image.index.v1+json",
-                "manifests": [manifest_desc],
+                "manifests": manifests,
             }
         )
     )
@@ -185,16 +189,7 @@ def build_index(out: Path, images: list[Path]) -> None:
             if config.get("variant"):
                 platform["variant"] = config["variant"]
             manifests.append({**entry, "platform": platform})
-    (out / "oci-layout").write_bytes(_dumps({"imageLayoutVersion": "1.0.0"}))
-    (out / "index.json").write_bytes(
-        _dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.index.v1+json",
-                "manifests": manifests,
-            }
-        )
-    )
+    _write_index(out, manifests)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
