@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "auth/v1/auth.grpc.pb.h"
-#include "clients/cpp/options.h"
-#include "clients/cpp/token.h"
+#include "options.h"
 #include "payment/v1/payment.grpc.pb.h"
+#include "token.h"
 #include "user/v1/user.grpc.pb.h"
 
 namespace micro_client {

@@ -1,4 +1,4 @@
-#include "clients/cpp/options.h"
+#include "options.h"
 
 #include <charconv>
 #include <map>

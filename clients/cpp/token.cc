@@ -1,4 +1,4 @@
-#include "clients/cpp/token.h"
+#include "token.h"
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>

@@ -175,7 +175,7 @@ unmount_all() {
 # its nsfs file, so that they stay in place between runs (the Bazel server outlives each
 # client, and a client only reconnects to a server it can see in the same namespace and
 # root) while the host never sees them. That matters for the offline module file bound over
-# MODULE.bazel (offline_module_file): in the host's namespace that mount would make
+# MODULE.bazel (offline_module_files): in the host's namespace that mount would make
 # `git checkout` or an editor's rename of MODULE.bazel fail with EBUSY; in a namespace of
 # its own, a rename on the host just detaches it, and the next run binds it again.
 NS_DIR=/run/micro
@@ -210,20 +210,28 @@ forget_namespace() {
   rm -f "$NS"
 }
 
-# Inside the root, MODULE.bazel is tools/offline/MODULE.bazel: the same BUILD files, but
-# Debian's rule sets (rules_python 0.22.1) need their own module file (tools/offline/README.md).
-offline_module_file() {
-  local top src dst
+# Inside the root, each workspace's MODULE.bazel is its offline counterpart: the same BUILD
+# files, but Debian's rule sets (rules_python 0.22.1) need their own module files
+# (tools/offline/README.md). The services' workspace and the C++ client's (clients/cpp).
+OFFLINE_MODULE_FILES=(
+  "tools/offline/MODULE.bazel:MODULE.bazel"
+  "tools/offline/cpp_client/MODULE.bazel:clients/cpp/MODULE.bazel"
+)
+
+offline_module_files() {
+  local top pair src dst
   top="$(checkout_dir)"
-  src="$top/tools/offline/MODULE.bazel"
-  dst="$ROOT$top/MODULE.bazel"
-  [[ -f "$src" && -f "$dst" ]] || return 0
-  if mountpoint -q "$dst"; then
-    # An editor that replaces the offline file leaves the mount on the old inode.
-    cmp -s "$src" "$dst" && return 0
-    umount "$dst"
-  fi
-  mount --bind "$src" "$dst"
+  for pair in "${OFFLINE_MODULE_FILES[@]}"; do
+    src="$top/${pair%%:*}"
+    dst="$ROOT$top/${pair#*:}"
+    [[ -f "$src" && -f "$dst" ]] || continue
+    if mountpoint -q "$dst"; then
+      # An editor that replaces the offline file leaves the mount on the old inode.
+      cmp -s "$src" "$dst" && continue
+      umount "$dst"
+    fi
+    mount --bind "$src" "$dst"
+  done
 }
 
 run() {
@@ -251,7 +259,7 @@ docker_socket() {
 # Runs inside the namespace (see run).
 enter() {
   mount_all
-  offline_module_file
+  offline_module_files
   docker_socket
   exec chroot "$ROOT" /usr/bin/env -C "$PWD" HOME="$HOME" USER="${USER:-root}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -8,7 +8,7 @@ tools/proto/BUILD.bazel and combined here. The generated modules import as
 
 load("@pip//:requirements.bzl", "requirement")
 load("@rules_python//python:defs.bzl", "py_library")
-load("//tools/proto:compile.bzl", "proto_compile_rule")
+load("@micro_proto_rules//:compile.bzl", "proto_compile_rule")
 
 python_grpc_compile = proto_compile_rule([
     Label("//tools/proto:python_plugin"),

@@ -1,6 +1,6 @@
-"""The C++ client (clients/cpp:micro_client) against the three Python services, in-process
-on loopback with their own PostgreSQL databases: its exit status and output, and what the
-services recorded, read back through the Python stubs."""
+"""The C++ client (clients/cpp, a module of its own) against the three Python services,
+in-process on loopback with their own PostgreSQL databases: its exit status and output, and
+what the services recorded, read back through the Python stubs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,21 @@ from payment.v1 import payment_pb2
 from tests.e2e.system import PASSWORD, System
 from user.v1 import user_pb2
 
-CLIENT = os.environ["MICRO_CLIENT"]
+
+
+def _client() -> str:
+    # Built in the C++ client's own workspace, so it comes by path, not as Bazel data.
+    path = os.environ.get("MICRO_CLIENT", "")
+    if not os.access(path, os.X_OK):
+        pytest.fail(
+            f"MICRO_CLIENT={path!r} is not the built C++ client; run this test through "
+            "tools/cpp_client_test.sh, which builds it in clients/cpp and passes its path",
+            pytrace=False,
+        )
+    return path
+
+
+CLIENT = _client()
 
 
 @dataclass
