@@ -15,6 +15,7 @@ _WKT_PREFIX = "google/protobuf/"
 def _proto_files(root):
     found = []
     pending = [root]
+
     # Starlark has no while loop: a bound far above any proto tree's count of directories.
     for _ in range(10000):
         if not pending:

@@ -20,7 +20,6 @@ from tests.e2e.system import PASSWORD, System
 from user.v1 import user_pb2
 
 
-
 def _client() -> str:
     # Built in the C++ client's own workspace, so it comes by path, not as Bazel data.
     path = os.environ.get("MICRO_CLIENT", "")

@@ -6,9 +6,9 @@ tools/proto/BUILD.bazel and combined here. The generated modules import as
 `<package path>/<file>_pb2`, e.g. `from user.v1 import user_pb2, user_pb2_grpc`.
 """
 
+load("@micro_proto_rules//:compile.bzl", "proto_compile_rule")
 load("@pip//:requirements.bzl", "requirement")
 load("@rules_python//python:defs.bzl", "py_library")
-load("@micro_proto_rules//:compile.bzl", "proto_compile_rule")
 
 python_grpc_compile = proto_compile_rule([
     Label("//tools/proto:python_plugin"),
