@@ -149,6 +149,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"involved; repeatable (default: '{overload.UNPROTECTED}:OVERLOAD_SHEDDING=false')",
     )
     parser.add_argument(
+        "--open-loop-sample-share",
+        type=float,
+        default=overload.SAMPLE_SHARE,
+        help="share of the open-loop calls the Python driver offers (h2load the rest); 1 "
+        "starts every call's deadline at its scheduled time, as a stream bound needs",
+    )
+    parser.add_argument(
         "--deadline",
         type=float,
         default=openloop.DEFAULT_DEADLINE_S,
@@ -594,6 +601,7 @@ def _open_point(
         token=token,
         arm=arm,
         deadline_s=args.deadline,
+        sample_share=args.open_loop_sample_share,
     )
     s = row.sample
     print(

@@ -145,11 +145,19 @@ def measure(
     token: str,
     arm: str = PROTECTED,
     deadline_s: float = DEFAULT_DEADLINE_S,
+    sample_share: float = SAMPLE_SHARE,
 ) -> OpenRow:
+    """With `sample_share` >= 1 the Python driver offers every call and h2load none: each
+    call's deadline then starts at its scheduled time even where a per-connection stream
+    bound queues it in the client (h2load starts a call's clock, and its grpc-timeout, only
+    when the call leaves its queue), at the cost of the driver's CPU on the shared cores."""
     grpc_method = f"/{h2load.SERVICES[method]}/{method}"
     before = h2load.scrape(metrics_urls, grpc_method)
     reasons_before = shed_reasons(metrics_urls, grpc_method)
-    sample_rate = min(max(SAMPLE_MIN, rate * SAMPLE_SHARE), rate / 2)
+    if sample_share >= 1:
+        sample_rate = rate
+    else:
+        sample_rate = min(max(SAMPLE_MIN, rate * sample_share), rate / 2)
     start_at = time.time() + 1.5 + warmup_s  # the sampler's processes connect meanwhile
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         sampled = pool.submit(
@@ -165,16 +173,20 @@ def measure(
             deadline_s=deadline_s,
         )
         time.sleep(max(0.0, start_at - warmup_s - time.time()))
-        window = h2load.run_rate(
-            h2,
-            method,
-            target,
-            rate - sample_rate,
-            duration_s=duration_s,
-            warmup_s=warmup_s,
-            user_id=user_id,
-            token=token,
-            deadline_s=deadline_s,
+        window = (
+            h2load.run_rate(
+                h2,
+                method,
+                target,
+                rate - sample_rate,
+                duration_s=duration_s,
+                warmup_s=warmup_s,
+                user_id=user_id,
+                token=token,
+                deadline_s=deadline_s,
+            )
+            if rate > sample_rate
+            else None
         )
         sample = sampled.result()
     counts = h2load.settled(metrics_urls, grpc_method) - before
@@ -185,13 +197,18 @@ def measure(
         share=share,
         peak=peak,
         offered=rate,
-        started=(window.started + sample.sent) / duration_s,
+        started=((window.started if window else 0) + sample.sent) / duration_s,
         goodput=counts["OK"] / span,
         shed=counts[SHED] / span,
         errors=errors,
         answered_ok=counts["OK"],
         sample=sample,
-        all_p99_ms=percentile(window.latencies_ms, 0.99),
+        # Without h2load, the driver's own: its admitted and shed p99s, the larger.
+        all_p99_ms=(
+            percentile(window.latencies_ms, 0.99)
+            if window
+            else max(sample.ok_p99_ms, sample.shed_p99_ms)
+        ),
         limit=gauge(metrics_urls, "overload_concurrency_limit"),
         shed_by=dict(shed_reasons(metrics_urls, grpc_method) - reasons_before),
         arm=arm,
