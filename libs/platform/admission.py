@@ -2,7 +2,8 @@
 
 * `WorkPool`: a bounded lane of threads for CPU-heavy calls (password hashing). Separate
   lanes cannot starve each other: a flood on one fills only its own threads and its own
-  short queue, and everything beyond that is refused at once.
+  short queue, and everything beyond that is refused at once. Within a lane, waiting calls
+  go by rank, so a flood cannot push better-ranked calls out.
 * `RateLimiter`: token buckets per key (a caller address, a user id) in process memory, for
   cheap per-request checks where a database round trip would cost more than the work it
   guards.
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import heapq
 import ipaddress
+import itertools
 import math
 import time
 from collections import OrderedDict
@@ -106,8 +109,13 @@ def client_address(peer: str | None) -> str:
 
 
 class WorkPool:
-    """At most `workers` calls run (each on its own thread), at most `queue` wait; the
-    next is refused with Overloaded at once.
+    """At most `workers` calls run (each on its own thread), at most `queue` wait; beyond
+    that a call is refused with Overloaded at once.
+
+    Waiting calls start in order of `rank` (lower first), then of arrival. When the queue
+    is full, a call that ranks better than the worst waiting one takes its place, and that
+    one is refused instead: under a flood, calls of better rank (a login from the account
+    owner's device) neither wait behind nor get refused for worse ones.
 
     A caller that gives up (its deadline passed) while waiting frees its place; one that
     gives up while its call runs keeps the thread until the call ends, so the pool never
@@ -119,25 +127,27 @@ class WorkPool:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=name
         )
-        self._slots = asyncio.Semaphore(workers)
-        self._limit = workers + queue
-        self._in_use = 0
+        self._workers = workers
+        self._queue = queue
+        self._running = 0
+        # (rank, arrival, future): the future is resolved when the call may start.
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
         self._retry_after = retry_after
 
     @property
     def in_use(self) -> int:
         """Calls running or waiting."""
-        return self._in_use
+        return self._running + len(self._waiting)
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        if self._in_use >= self._limit:
-            raise Overloaded(f"too many {self.name} at once", self._retry_after)
-        self._in_use += 1
-        try:
-            await self._slots.acquire()
-        except BaseException:
-            self._in_use -= 1
-            raise
+    def _refusal(self) -> Overloaded:
+        return Overloaded(f"too many {self.name} at once", self._retry_after)
+
+    async def run(self, fn: Callable[..., T], *args: object, rank: int = 0) -> T:
+        if self._running < self._workers and not self._waiting:
+            self._running += 1
+        else:
+            await self._wait_turn(rank)
         loop = asyncio.get_running_loop()
         try:
             job = self._executor.submit(fn, *args)
@@ -148,6 +158,27 @@ class WorkPool:
         job.add_done_callback(lambda _: self._release_from(loop))
         return await asyncio.wrap_future(job, loop=loop)
 
+    async def _wait_turn(self, rank: int) -> None:
+        """Wait for a thread (counted as running once granted), or raise Overloaded."""
+        entry = (rank, next(self._arrivals), asyncio.get_running_loop().create_future())
+        if len(self._waiting) >= self._queue:
+            worst = max(self._waiting, default=None)
+            if worst is None or worst[:2] <= entry[:2]:
+                raise self._refusal()
+            self._waiting.remove(worst)
+            heapq.heapify(self._waiting)
+            worst[2].set_exception(self._refusal())
+        heapq.heappush(self._waiting, entry)
+        try:
+            await entry[2]
+        except BaseException:
+            if entry in self._waiting:  # gave up (or was displaced) before its turn
+                self._waiting.remove(entry)
+                heapq.heapify(self._waiting)
+            elif entry[2].done() and not entry[2].cancelled() and entry[2].exception() is None:
+                self._release()  # granted a thread in the same turn it gave up: hand it on
+            raise
+
     def _release_from(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             loop.call_soon_threadsafe(self._release)
@@ -155,8 +186,13 @@ class WorkPool:
             pass
 
     def _release(self) -> None:
-        self._in_use -= 1
-        self._slots.release()
+        """A thread is free: the best waiting call gets it (it stays counted as running)."""
+        while self._waiting:
+            _, _, granted = heapq.heappop(self._waiting)
+            if not granted.done():
+                granted.set_result(None)
+                return
+        self._running -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -11,6 +11,7 @@ from libs.platform.auth.keys import load_trusted_service_keys
 from libs.platform.auth.verification import AuthInterceptor, TokenVerifier
 from libs.platform.server import ServiceRegistration
 from services.authsvc.config import Settings
+from services.authsvc.devices import DeviceTokens
 from services.authsvc.keys import KeyRing, SigningKey, load_key_ring
 from services.authsvc.service import AuthService
 from services.authsvc.store import RefreshTokenStore
@@ -80,6 +81,11 @@ async def start(settings: Settings) -> AuthApp:
             keys=keys,
             throttle=LoginThrottle(
                 pool, throttle_policy(settings), settings.db_acquire_timeout_seconds
+            ),
+            devices=DeviceTokens(
+                keys,
+                issuer=settings.auth_issuer,
+                ttl_seconds=round(settings.login_device_token_days * 86400),
             ),
         )
         server = await wiring.serve(

@@ -37,3 +37,5 @@ class Settings(ServiceSettings, ServiceIdentitySettings):
     login_max_failures_per_address: int = c.setting(50, min=1, max=100000)
     login_throttle_window_seconds: int = c.setting(900, min=1, max=86400)
     login_known_address_days: float = c.setting(30.0, min=0.0, max=365.0)
+    # How long a device token (devices.py) marks its device as the account's own.
+    login_device_token_days: float = c.setting(365.0, min=0.01, max=3650.0)

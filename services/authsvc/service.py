@@ -16,6 +16,7 @@ from libs.platform.auth.principals import require_service
 from libs.platform.errors import InvalidArgument, Unauthenticated, Unavailable
 from libs.platform.protoutil import timestamp
 from libs.platform.rpc_types import Context
+from services.authsvc.devices import DeviceTokens
 from services.authsvc.keys import KeyRing
 from services.authsvc.store import RefreshTokenStore, RotateOutcome
 from services.authsvc.throttle import Attempt, LoginThrottle
@@ -25,6 +26,7 @@ from user.v1 import user_pb2, user_pb2_grpc
 log = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = "invalid email or password"
+UNREACHABLE = grpc.StatusCode.UNAVAILABLE
 MAX_PASSWORD = 128
 MAX_REFRESH_TOKEN = 256
 # Only usersvc, which owns passwords and accounts, may end a user's sessions.
@@ -60,6 +62,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         refresh_ttl_seconds: int,
         keys: KeyRing,
         throttle: LoginThrottle,
+        devices: DeviceTokens,
     ) -> None:
         self._store = store
         self._users = users
@@ -68,6 +71,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self._refresh_ttl = dt.timedelta(seconds=refresh_ttl_seconds)
         self._keys = keys
         self._throttle = throttle
+        self._devices = devices
 
     async def Login(  # noqa: N802 - gRPC method names
         self, request: auth_pb2.LoginRequest, context: Context
@@ -78,14 +82,24 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 bad.add("password", "is required")
             elif len(request.password) > MAX_PASSWORD:
                 bad.add("password", f"must be at most {MAX_PASSWORD} characters")
-        attempt = Attempt(email.canonical, client_address(context.peer()))
+        device = self._devices.device_of(request.device_token, email.canonical)
+        attempt = Attempt(email.canonical, client_address(context.peer()), device)
         admission = await self._throttle.admit(attempt)
         if admission.retry_after is not None:
             await abort_retry_later(context, "too many login attempts", admission.retry_after)
+        # The attempt is counted from here on, whatever becomes of it: a check that times
+        # out or is refused under load counts like a wrong password, or a flood of slow
+        # guesses would never spend its budget (usersvc README, "Logins under a flood").
         try:
             verified = await clients.call(
                 self._users.VerifyCredentials,
-                user_pb2.VerifyCredentialsRequest(email=email.address, password=request.password),
+                user_pb2.VerifyCredentialsRequest(
+                    email=email.address,
+                    password=request.password,
+                    trusted_device=device is not None,
+                    known_address=admission.known_address,
+                    caller_recent_attempts=min(admission.address_attempts, 2**32 - 1),
+                ),
                 dependency="usersvc",
                 deadline=self._users_timeout,
             )
@@ -93,17 +107,19 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT or (
                 exc.code() == grpc.StatusCode.UNAUTHENTICATED and exc.details() == BAD_CREDENTIALS
             ):
-                raise Unauthenticated(BAD_CREDENTIALS) from None  # the attempt stays counted
-            await self._throttle.forgive(admission)
+                raise Unauthenticated(BAD_CREDENTIALS) from None
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                # usersvc refused *us*: a deployment problem, not the caller's password.
+                # usersvc refused *us*: a deployment problem, not the caller's attempt.
+                await self._throttle.forgive(admission)
                 log.error("usersvc refused authsvc's service token: %s", exc.details())
                 raise Unavailable("login is temporarily unavailable; retry later") from None
             raise
-        except Exception:
-            # usersvc unavailable, deadline passed: not the caller's wrong password. (A call
-            # the caller cancels stays counted, so cancelling cannot dodge the limit.)
-            await self._throttle.forgive(admission)
+        except Exception as exc:
+            cause = exc.__cause__
+            if isinstance(cause, grpc.aio.AioRpcError) and cause.code() == UNREACHABLE:
+                # usersvc could not be reached at all (down, restarting): no check ran, and
+                # a flood cannot cause this. Timeouts and refusals for load stay counted.
+                await self._throttle.forgive(admission)
             raise
         refresh = new_refresh_token()
         try:
@@ -126,7 +142,14 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         await self._throttle.succeeded(admission, proven)
         access = self._issuer.issue(verified.user_id)
         return auth_pb2.LoginResponse(
-            token=access.token, refresh_token=refresh, expires_at=timestamp(access.expires_at)
+            token=access.token,
+            refresh_token=refresh,
+            expires_at=timestamp(access.expires_at),
+            # The same device keeps its id; a login that proved another spelling's account
+            # gets a new one.
+            device_token=self._devices.issue(
+                proven.account, device if proven.account == attempt.account else None
+            ),
         )
 
     async def RefreshToken(  # noqa: N802

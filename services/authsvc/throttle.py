@@ -17,6 +17,11 @@ successfully within `known_address`: an owner is never locked out of their accou
 someone else's failures, and the other users behind a shared address (a NAT, an office)
 are not locked out by one of them guessing. Only the pair's own backoff applies there.
 
+A login from a device the account logged in from before (a valid device token, devices.py)
+is keyed on (account, device) instead of (account, address), and no ceiling applies to it:
+OWASP's device cookies. Guesses by anyone else, behind the same address or not, never slow
+that device down.
+
 The account is the canonical email (libs/platform/emails.py), the same form usersvc looks
 accounts up by, so two spellings can never be two accounts sharing one count. A successful
 login clears only what it proves: the failures of that account from that address. It
@@ -68,10 +73,14 @@ class Policy:
 class Attempt:
     account: str  # canonical email
     address: str  # libs.platform.admission.client_address(peer)
+    device: str | None = None  # a trusted device's id (devices.py)
 
     @property
     def pair_scope(self) -> str:
-        # Unambiguous: addresses are IP text (no spaces), emails contain no whitespace.
+        # Unambiguous: addresses are IP text (no spaces), emails and device ids (URL-safe
+        # base64) contain no whitespace.
+        if self.device is not None:
+            return f"device:{self.device} {self.account}"
         return f"pair:{self.address} {self.account}"
 
     @property
@@ -89,6 +98,9 @@ class Admission:
     retry_after: float | None
     # The failures recorded for this attempt, to take back if it was not one.
     attempt_ids: tuple[int, ...]
+    # What the password check's place in line depends on (usersvc's login_rank).
+    known_address: bool = False
+    address_attempts: int = 0  # the address's counted attempts in its window, before this
 
 
 def _seconds(value: float) -> dt.timedelta:
@@ -108,6 +120,11 @@ _PAIR_FAILURES = """
 SELECT count(*) AS failures,
        extract(epoch FROM clock_timestamp() - max(failed_at)) AS since_last
 FROM login_failures
+WHERE scope = $1 AND failed_at > clock_timestamp() - $2::interval
+"""
+
+_COUNT = """
+SELECT count(*) FROM login_failures
 WHERE scope = $1 AND failed_at > clock_timestamp() - $2::interval
 """
 
@@ -147,7 +164,10 @@ class LoginThrottle:
             known = await conn.fetchval(
                 _KNOWN, attempt.account, attempt.address, _seconds(p.known_address_seconds)
             )
-            if not known:
+            address_attempts = await conn.fetchval(
+                _COUNT, attempt.address_scope, _seconds(p.address_window_seconds)
+            )
+            if not known and attempt.device is None:
                 for scope, limit, window in (
                     (attempt.account_scope, p.max_failures_per_account, p.account_window_seconds),
                     (attempt.address_scope, p.max_failures_per_address, p.address_window_seconds),
@@ -157,7 +177,7 @@ class LoginThrottle:
                         waits.append(float(wait))
             worst = max(waits, default=0.0)
             if worst > 0:
-                return Admission(retry_after=worst, attempt_ids=())
+                return Admission(retry_after=worst, attempt_ids=(), known_address=known)
             ids = await conn.fetch(
                 "INSERT INTO login_failures (scope) SELECT unnest($1::text[]) RETURNING id",
                 list(scopes),
@@ -166,7 +186,12 @@ class LoginThrottle:
                 "DELETE FROM login_failures WHERE failed_at < clock_timestamp() - $1::interval",
                 _seconds(p.memory_seconds),
             )
-        return Admission(retry_after=None, attempt_ids=tuple(r["id"] for r in ids))
+        return Admission(
+            retry_after=None,
+            attempt_ids=tuple(r["id"] for r in ids),
+            known_address=bool(known),
+            address_attempts=int(address_attempts),
+        )
 
     async def forgive(self, admission: Admission) -> None:
         """Take back an attempt that was not a wrong password (usersvc could not answer)."""

@@ -6,7 +6,8 @@ Two lanes (libs/platform/admission.WorkPool), each with its own threads and a sh
 * `accounts`: sign-up and password changes (hashing a new password, checking the current
   one). Reachable anonymously through CreateUser, so it is the lane a flood fills.
 * `logins`: VerifyCredentials for authsvc's Login. Nothing else runs on it, so a sign-up
-  flood cannot delay a login by a single hash.
+  flood cannot delay a login by a single hash. Its waiting checks go by `login_rank`, so a
+  login flood cannot delay the owner's (README.md, "Logins under a flood").
 
 Beyond a lane's queue, calls are refused at once (admission.Overloaded) instead of waiting
 behind work that would outlive their deadline.
@@ -21,6 +22,22 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from libs.platform.admission import WorkPool
+
+# Ranks on the logins lane (lower first): what authsvc could tell of the caller.
+TRUSTED_DEVICE_RANK = 0
+KNOWN_ADDRESS_RANK = 1
+NEW_CALLER_RANK = 2  # plus the caller's recent attempts, capped
+
+
+def login_rank(*, trusted_device: bool, known_address: bool, recent_attempts: int) -> int:
+    """A device the account logged in from, then an address it did, then everyone else by
+    how many attempts their address made lately: a new caller's first attempt goes before
+    a guesser's hundredth."""
+    if trusted_device:
+        return TRUSTED_DEVICE_RANK
+    if known_address:
+        return KNOWN_ADDRESS_RANK
+    return NEW_CALLER_RANK + min(recent_attempts, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -68,12 +85,13 @@ class Passwords:
         """The current password before a change: the accounts lane, like the change itself."""
         return await self.accounts.run(self._verify, hashed, password)
 
-    async def verify(self, hashed: str | None, password: str) -> bool:
-        """A login's password: the logins lane. Unknown emails cost the same as known ones."""
+    async def verify(self, hashed: str | None, password: str, *, rank: int = 0) -> bool:
+        """A login's password: the logins lane, in `rank` order (login_rank). Unknown emails
+        cost the same as known ones."""
         if hashed is None:
-            await self.logins.run(self._verify, self._dummy_hash, password)
+            await self.logins.run(self._verify, self._dummy_hash, password, rank=rank)
             return False
-        return await self.logins.run(self._verify, hashed, password)
+        return await self.logins.run(self._verify, hashed, password, rank=rank)
 
     def close(self) -> None:
         self.accounts.close()

@@ -23,7 +23,7 @@ from libs.platform.errors import (
 )
 from libs.platform.protoutil import timestamp
 from libs.platform.rpc_types import Context
-from services.usersvc.passwords import Passwords
+from services.usersvc.passwords import Passwords, login_rank
 from services.usersvc.sessions import SessionRevoker
 from services.usersvc.store import UserRow, UserStore, duplicate_email
 from user.v1 import user_pb2, user_pb2_grpc
@@ -242,7 +242,15 @@ class UserService(user_pb2_grpc.UserServiceServicer):
             password = bad.check(_required, request.password, "password", MAX_PASSWORD)
         creds = await self._store.credentials(email)
         try:
-            ok = await self._passwords.verify(creds.password_hash if creds else None, password)
+            ok = await self._passwords.verify(
+                creds.password_hash if creds else None,
+                password,
+                rank=login_rank(
+                    trusted_device=request.trusted_device,
+                    known_address=request.known_address,
+                    recent_attempts=request.caller_recent_attempts,
+                ),
+            )
         except Overloaded as exc:
             await abort_overloaded(context, exc)
         if not ok or creds is None:

@@ -1,18 +1,22 @@
-"""A sign-up flood and a login probe: the attack of finding 2 and what it does to Login.
+"""Floods and a login probe: the sign-up flood (second round, finding 2) and the login
+flood from many addresses (third round, finding 1), and what they do to Login.
 
-Used by test_attacks.py (a short flood, asserting that logins keep working) and by
-signup_flood.py (the 20 s measurement with its printed numbers). The flood runs in a child
-process of its own, as an attacker's client would: sharing the probe's event loop would
-slow the probe down and measure the client, not the services.
+Used by test_attacks.py (short floods, asserting that logins keep working) and by
+signup_flood.py and login_flood.py (20 s measurements with their printed numbers). A flood
+runs in a child process of its own, as an attacker's client would: sharing the probe's
+event loop would slow the probe down and measure the client, not the services.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import math
 import multiprocessing
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -20,6 +24,7 @@ from multiprocessing.process import BaseProcess
 import grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs.platform.testing.net import SourceAddressProxy
 from user.v1 import user_pb2, user_pb2_grpc
 
 
@@ -53,6 +58,51 @@ def _flood_child(
     out.close()
 
 
+def flood_address(i: int) -> str:
+    """The i-th attacker address (127.0.1.1 on): not 127.0.0.1, where the probes are."""
+    return f"127.0.{1 + i // 250}.{1 + i % 250}"
+
+
+async def login_flood(
+    auth_addr: str, addresses: int, concurrency: int, seconds: float
+) -> Counter[str]:
+    """`concurrency` callers logging in with wrong passwords for unknown emails, each call
+    from the next of `addresses` source addresses; answers by status code."""
+    codes: Counter[str] = Counter()
+    end = time.monotonic() + seconds
+    host, port = auth_addr.rsplit(":", 1)
+    async with contextlib.AsyncExitStack() as stack:
+        stubs = []
+        for i in range(addresses):
+            proxy = await stack.enter_async_context(
+                SourceAddressProxy((host, int(port)), flood_address(i))
+            )
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(proxy.address))
+            stubs.append(auth_pb2_grpc.AuthServiceStub(channel))
+        sent = itertools.count()
+
+        async def caller() -> None:
+            while time.monotonic() < end:
+                n = next(sent)
+                request = auth_pb2.LoginRequest(email=f"nobody{n}@flood.example", password="guess")
+                try:
+                    await stubs[n % addresses].Login(request, timeout=10)
+                    codes["OK"] += 1
+                except grpc.aio.AioRpcError as err:
+                    codes[err.code().name] += 1
+
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return codes
+
+
+def _login_flood_child(
+    auth_addr: str, addresses: int, concurrency: int, seconds: float, out: Connection
+) -> None:
+    out.send("started")
+    out.send(dict(asyncio.run(login_flood(auth_addr, addresses, concurrency, seconds))))
+    out.close()
+
+
 @dataclass
 class FloodProcess:
     process: BaseProcess
@@ -71,18 +121,24 @@ class FloodProcess:
         return codes
 
 
-def start_flood(users_addr: str, email: str, concurrency: int, seconds: float) -> FloodProcess:
+def _start(target: Callable[..., None], name: str, *args: object) -> FloodProcess:
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_flood_child,
-        args=(users_addr, email, concurrency, seconds, send),
-        name="signup-flood",
-        daemon=True,
-    )
+    process = context.Process(target=target, args=(*args, send), name=name, daemon=True)
     process.start()
     send.close()
     return FloodProcess(process, receive)
+
+
+def start_flood(users_addr: str, email: str, concurrency: int, seconds: float) -> FloodProcess:
+    return _start(_flood_child, "signup-flood", users_addr, email, concurrency, seconds)
+
+
+def start_login_flood(
+    auth_addr: str, addresses: int, concurrency: int, seconds: float
+) -> FloodProcess:
+    """The login flood in a child process (login_flood)."""
+    return _start(_login_flood_child, "login-flood", auth_addr, addresses, concurrency, seconds)
 
 
 @dataclass
@@ -121,11 +177,12 @@ async def probe_logins(
     seconds: float,
     concurrency: int = 1,
     call_deadline_s: float = 10,
+    device_token: str = "",
 ) -> LoginStats:
     """Log in with the right password, back to back from `concurrency` callers."""
     stats = LoginStats()
     end = time.monotonic() + seconds
-    request = auth_pb2.LoginRequest(email=email, password=password)
+    request = auth_pb2.LoginRequest(email=email, password=password, device_token=device_token)
 
     async def caller() -> None:
         while time.monotonic() < end:
@@ -139,4 +196,36 @@ async def probe_logins(
             stats.codes[code] += 1
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return stats
+
+
+def new_address(i: int) -> str:
+    """The i-th address of a legitimate caller never seen before (127.0.200.1 on)."""
+    return f"127.0.{200 + i // 250}.{1 + i % 250}"
+
+
+async def probe_logins_from_new_addresses(
+    auth_addr: str, email: str, password: str, seconds: float, call_deadline_s: float = 10
+) -> LoginStats:
+    """Log in with the right password, one call after another, each from an address that
+    has never called before and without a device token: a user on a new network."""
+    stats = LoginStats()
+    end = time.monotonic() + seconds
+    host, port = auth_addr.rsplit(":", 1)
+    request = auth_pb2.LoginRequest(email=email, password=password)
+    for i in itertools.count():
+        if time.monotonic() >= end:
+            break
+        async with (
+            SourceAddressProxy((host, int(port)), new_address(i)) as proxy,
+            grpc.aio.insecure_channel(proxy.address) as channel,
+        ):
+            start = time.monotonic()
+            try:
+                await auth_pb2_grpc.AuthServiceStub(channel).Login(request, timeout=call_deadline_s)
+                code = "OK"
+            except grpc.aio.AioRpcError as err:
+                code = err.code().name
+            stats.latencies.append(time.monotonic() - start)
+            stats.codes[code] += 1
     return stats

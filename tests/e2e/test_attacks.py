@@ -19,7 +19,12 @@ from libs.platform.testing.security import bearer, expect_refused
 from payment.v1 import payment_pb2
 from user.v1 import user_pb2
 
-from .flood import probe_logins, start_flood
+from .flood import (
+    probe_logins,
+    probe_logins_from_new_addresses,
+    start_flood,
+    start_login_flood,
+)
 from .system import PASSWORD, System, running_system, sign_up_and_log_in
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
@@ -103,6 +108,42 @@ async def test_signup_flood_does_not_take_login_down(new_database, tmp_path) -> 
     assert flood_codes.get("OK", 0) == 0, flood_codes
     assert stats.attempts >= 5, stats.summary()
     assert stats.success_rate >= 0.9, stats.summary()
+
+
+# ---------------------------------------------------------------- third round, finding 1
+
+
+async def test_login_flood_from_many_addresses_does_not_take_login_down(
+    new_database, tmp_path
+) -> None:
+    """40 concurrent wrong-password logins for unknown emails from 60 addresses, production
+    argon2 cost: legitimate logins used to fail (0 of 5) behind the flood's hashing, and
+    the flood's timed-out attempts were forgiven. Now the owner's device goes first, a new
+    address goes before addresses that keep guessing, and every attempt counts."""
+    async with running_system(
+        new_database, tmp_path, argon2={}, usersvc_timeout_seconds=2.0
+    ) as system:
+        await system.users.CreateUser(
+            user_pb2.CreateUserRequest(email="victim@x.io", password=PASSWORD)
+        )
+        owner = await system.auth.Login(
+            auth_pb2.LoginRequest(email="victim@x.io", password=PASSWORD)
+        )
+        auth_addr = f"127.0.0.1:{system.auth_settings.grpc_port}"
+        flooding = start_login_flood(auth_addr, addresses=60, concurrency=40, seconds=12)
+        await flooding.started()
+        await asyncio.sleep(2)  # the flood is under way
+        device = await probe_logins(
+            system.auth, "victim@x.io", PASSWORD, seconds=4, device_token=owner.device_token
+        )
+        new = await probe_logins_from_new_addresses(auth_addr, "victim@x.io", PASSWORD, seconds=4)
+        flood_codes = await flooding.codes()
+    assert sum(flood_codes.values()) > 100, flood_codes  # it did flood
+    assert flood_codes.get("OK", 0) == 0, flood_codes
+    assert device.attempts >= 5, device.summary()
+    assert device.success_rate == 1.0, device.summary()
+    assert new.attempts >= 3, new.summary()
+    assert new.success_rate >= 0.9, new.summary()
 
 
 # ---------------------------------------------------------------- finding 3

@@ -146,14 +146,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="NAME:KEY=VALUE,...",
         help="an arm of the open loop: every share again with these settings on the services "
-        f"involved; repeatable (default: '{overload.UNPROTECTED}:OVERLOAD_SHEDDING=false')",
+        f"involved; repeatable (default: '{overload.UNPROTECTED}:"
+        + ",".join(f"{k}={v}" for k, v in overload.UNPROTECTED_SETTINGS.items())
+        + "')",
     )
     parser.add_argument(
         "--open-loop-sample-share",
         type=float,
-        default=overload.SAMPLE_SHARE,
-        help="share of the open-loop calls the Python driver offers (h2load the rest); 1 "
-        "starts every call's deadline at its scheduled time, as a stream bound needs",
+        default=1.0,
+        help="share of the open-loop calls the Python driver offers (h2load the rest). 1, "
+        "the default, starts every call's deadline at its scheduled time, which a stream "
+        "bound needs (h2load starts it when a call leaves its queue); below 1 the servers "
+        "keep more of the cores",
     )
     parser.add_argument(
         "--deadline",
@@ -644,7 +648,7 @@ def open_loop(
             common = (h2, sampler, system, args, user_id, token)
             protected = overload.PROTECTED
             rows += [_open_point(*common, **where, share=x, arm=protected) for x in shares]
-            arms = args.open_loop_arm or [(overload.UNPROTECTED, {"OVERLOAD_SHEDDING": "false"})]
+            arms = args.open_loop_arm or [(overload.UNPROTECTED, overload.UNPROTECTED_SETTINGS)]
             for arm, settings in arms if args.open_loop_compare else []:
                 # The same shares in this arm, right after: what its settings change.
                 involved = (server, *CALLS_PER_REQUEST.get(server, ()))
@@ -813,6 +817,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup_s=args.open_loop_warmup,
             plot=link,
             notes=run.open_notes,
+            sample_share=args.open_loop_sample_share,
         )
         replace_section(args.out, "openloop", section)
         print(f"[bench] wrote {args.plot}", flush=True)

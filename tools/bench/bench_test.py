@@ -439,7 +439,9 @@ def test_open_loop_section_states_each_goal_and_links_the_plot(tmp_path: Path) -
     assert "![p50/p99 of admitted calls and goodput against offered load]" in text
     assert "| 200% | GetUser | 100% | 80% | 80% |" in text
     assert "| 80% | GetUser | 80% | 80% | - |" in text
-    assert "### GetUser, unprotected (OVERLOAD_SHEDDING=false)" in text
+    assert (
+        "### GetUser, unprotected (OVERLOAD_SHEDDING=false, GRPC_MAX_CONCURRENT_STREAMS=0)" in text
+    )
     assert "### GetUser, stream bound" in text
     png = tmp_path / "openloop.png"
     overload_report.draw(rows, png)

@@ -1,13 +1,20 @@
 """Open-loop points: offered load at a share of the closed-loop peak, whatever the answers.
 
-Three sources make one point, because no one load generator here can do it all:
+By default the Python open-loop driver (openloop.py) offers every call on its own fixed
+schedule, each with a deadline that starts at its scheduled time, and records each one's
+status and latency from then. That is what a user's client does, and it is the only way to
+see a per-connection stream bound (GRPC_MAX_CONCURRENT_STREAMS) as users do: the client
+queues calls beyond the bound, and they spend their deadline waiting. Its cost is CPU on
+the cores the servers use.
+
+With --open-loop-sample-share below 1, three sources make one point instead:
 
 * h2load's rate mode (--rps; tools/bench/h2load.py) offers most of the calls: a C client
   costs the shared CPUs little. It sees every gRPC answer as HTTP 200, though, so it cannot
-  tell a shed call from a served one.
-* the Python open-loop driver (openloop.py) offers the rest, a sample of SAMPLE_SHARE of the
-  calls on its own fixed schedule, and records each one's status and latency (from its
-  scheduled start): the admitted and shed calls' percentiles come from this sample.
+  tell a shed call from a served one, and it starts a call's clock and grpc-timeout only
+  when the call leaves its queue (nghttp2's src/h2load.cc: rps_cb and the request time
+  taken in before_frame_send_callback).
+* the Python driver offers the rest, a sample, whose percentiles are reported.
 * the servers' own counters (grpc_server_handled_total) count every answer by status code:
   goodput and shed rates are those counts over the point.
 
@@ -34,11 +41,13 @@ from tools.bench.h2load import H2Load
 from tools.bench.load import percentile
 from tools.bench.openloop import DEFAULT_DEADLINE_S, OpenLoopGenerator, OpenPoint
 
-# The open loop's arms: the services as configured by default, and the same with
-# OVERLOAD_SHEDDING=false; bench.py may add others (--open-loop-arm).
+# The open loop's arms: the services as configured by default, and the same with no
+# protection (UNPROTECTED_SETTINGS); bench.py may add others (--open-loop-arm).
 PROTECTED = "protected"
 UNPROTECTED = "unprotected"
-SAMPLE_SHARE = 0.1
+SAMPLE_SHARE = 0.1  # when h2load offers the rest (--open-loop-sample-share below 1)
+# No protection at all: neither the adaptive limit nor the per-connection stream bound.
+UNPROTECTED_SETTINGS = {"OVERLOAD_SHEDDING": "false", "GRPC_MAX_CONCURRENT_STREAMS": "0"}
 SAMPLE_MIN = 50.0  # calls/s: enough for a p99 over a few seconds
 SHED = "RESOURCE_EXHAUSTED"
 

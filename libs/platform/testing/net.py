@@ -1,8 +1,11 @@
-"""Loopback addresses for tests: a free port, and whether IPv6 loopback exists here."""
+"""Loopback addresses for tests: a free port, whether IPv6 loopback exists here, and
+callers at other loopback addresses."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from typing import Self
 
 
 def free_port() -> int:
@@ -44,3 +47,53 @@ def free_port_block(size: int) -> int:
             for s in sockets:
                 s.close()
     raise RuntimeError(f"no {size} consecutive free ports on 127.0.0.1")
+
+
+class SourceAddressProxy:
+    """Forwards connections accepted on 127.0.0.1:`port` to `target`, connecting from
+    `source` (any 127.x.y.z: Linux routes all of 127/8 to loopback).
+
+    grpc's Python channels cannot choose their source address, so a test that needs callers
+    at several addresses (per-address limits) points a channel at one of these instead.
+    Hand-written: a byte pipe in each direction over asyncio streams, nothing more.
+    """
+
+    def __init__(self, target: tuple[str, int], source: str) -> None:
+        self.target = target
+        self.source = source
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                *self.target, local_addr=(self.source, 0)
+            )
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()

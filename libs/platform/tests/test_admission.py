@@ -98,3 +98,69 @@ async def test_work_pool_caller_giving_up_keeps_the_bound() -> None:
         assert await pool.run(lambda: "free again") == "free again"
     finally:
         pool.close()
+
+
+async def test_work_pool_starts_waiting_calls_by_rank_then_arrival() -> None:
+    pool = WorkPool("logins", workers=1, queue=4)
+    release = threading.Event()
+    order: list[str] = []
+    try:
+        running = asyncio.ensure_future(pool.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        waiting = [
+            asyncio.ensure_future(pool.run(order.append, name, rank=rank))
+            for name, rank in (("guess 1", 5), ("owner", 0), ("guess 2", 5), ("new", 2))
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(running, *waiting)
+        assert order == ["owner", "new", "guess 1", "guess 2"]
+    finally:
+        pool.close()
+
+
+async def test_work_pool_full_queue_refuses_the_worst_ranked_call() -> None:
+    pool = WorkPool("logins", workers=1, queue=2)
+    release = threading.Event()
+    try:
+        running = asyncio.ensure_future(pool.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        guesses = [asyncio.ensure_future(pool.run(lambda: "guess", rank=9)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        # Full: an equal or worse rank is refused at once...
+        with pytest.raises(Overloaded):
+            await pool.run(lambda: "another guess", rank=9)
+        # ...a better one takes the place of the latest worst-ranked, which is refused.
+        owner = asyncio.ensure_future(pool.run(lambda: "owner", rank=0))
+        await asyncio.sleep(0.05)
+        assert guesses[1].done()
+        with pytest.raises(Overloaded):
+            guesses[1].result()
+        assert pool.in_use == 3
+        release.set()
+        assert await running is True
+        assert await owner == "owner"
+        assert await guesses[0] == "guess"
+        assert pool.in_use == 0
+    finally:
+        pool.close()
+
+
+async def test_work_pool_waiting_caller_giving_up_hands_its_turn_on() -> None:
+    pool = WorkPool("logins", workers=1, queue=2)
+    release = threading.Event()
+    try:
+        running = asyncio.ensure_future(pool.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        quitter = asyncio.ensure_future(pool.run(lambda: "never", rank=0))
+        patient = asyncio.ensure_future(pool.run(lambda: "patient", rank=5))
+        await asyncio.sleep(0.05)
+        quitter.cancel()
+        await asyncio.sleep(0.05)
+        assert pool.in_use == 2
+        release.set()
+        assert await patient == "patient"
+        assert await running is True
+        assert pool.in_use == 0
+    finally:
+        pool.close()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
 
     accounts: dict[str, Account] = field(default_factory=dict)
     authorizations: list[str] = field(default_factory=list)
+    requests: list[user_pb2.VerifyCredentialsRequest] = field(default_factory=list)
     outage: bool = False
+    delay_seconds: float = 0.0
 
     def add(self, email: str, password: str) -> str:
         user_id = str(uuid.uuid4())
@@ -50,6 +53,9 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
 
     async def VerifyCredentials(self, request, context):
         self.authorizations.append(dict(context.invocation_metadata()).get("authorization", ""))
+        self.requests.append(request)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if self.outage:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "usersvc is restarting")
         found = self.accounts.get(emails.canonical(request.email))

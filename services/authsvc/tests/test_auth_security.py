@@ -357,3 +357,134 @@ async def test_get_jwks_publishes_signing_and_retired_keys(
         )
         assert claims["sub"] == uid
         assert claims["exp"] - claims["iat"] == 15 * 60
+
+
+# ---------------------------------------------------------------- device tokens
+
+
+def device_id(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["did"])
+
+
+async def test_device_token_spares_the_owner_behind_the_guessers_address(
+    database_url, fake_users, service_key_file
+) -> None:
+    """Third round, finding 5: a guesser behind the owner's own address (a NAT) kept the
+    owner out with the (account, address) backoff. The owner's device is keyed apart."""
+    fake_users[0].add("victim@example.com", PASSWORD)
+    async with started(
+        database_url,
+        fake_users,
+        service_key_file,
+        login_free_failures=3,
+        login_backoff_base_seconds=60,
+    ) as (_, stub):
+        first = await stub.Login(
+            auth_pb2.LoginRequest(email="victim@example.com", password=PASSWORD)
+        )
+        assert first.device_token
+        for _ in range(3):
+            await expect_refused(guess(stub, "victim@example.com"), grpc.StatusCode.UNAUTHENTICATED)
+        # Without the device token the owner shares the guesser's backoff...
+        err = await expect_refused(guess(stub, "victim@example.com", PASSWORD), EXHAUSTED)
+        assert 50 <= retry_delay(err) <= 60
+        # ...with it, the device is the owner's, and its id stays the same.
+        again = await stub.Login(
+            auth_pb2.LoginRequest(
+                email="victim@example.com", password=PASSWORD, device_token=first.device_token
+            )
+        )
+        assert again.token
+        assert device_id(again.device_token) == device_id(first.device_token)
+
+
+async def test_device_token_spares_the_owner_from_the_account_ceiling(
+    database_url, fake_users, service_key_file
+) -> None:
+    """Third round, finding 4: guesses from many addresses reached the account ceiling and
+    kept the owner out of every address it had not logged in from, for a day."""
+    fake_users[0].add("victim@example.com", PASSWORD)
+    async with started_on_two_addresses(
+        database_url,
+        fake_users,
+        service_key_file,
+        login_free_failures=100,
+        login_max_failures_per_account=3,
+        login_account_window_seconds=3600,
+    ) as (running, attacker, owner):
+        owner = need_second_address(owner)
+        first = await owner.Login(
+            auth_pb2.LoginRequest(email="victim@example.com", password=PASSWORD)
+        )
+        # The owner travels: its address is no longer one the account knows.
+        await running.pool.execute("DELETE FROM login_known_addresses")
+        for _ in range(3):
+            await expect_refused(
+                guess(attacker, "victim@example.com"), grpc.StatusCode.UNAUTHENTICATED
+            )
+        err = await expect_refused(guess(owner, "victim@example.com", PASSWORD), EXHAUSTED)
+        assert 3500 <= retry_delay(err) <= 3600
+        ok = await owner.Login(
+            auth_pb2.LoginRequest(
+                email="victim@example.com", password=PASSWORD, device_token=first.device_token
+            )
+        )
+        assert ok.token
+
+
+async def test_device_token_of_another_account_is_ignored(stub, users) -> None:
+    users.add("ann@example.com", PASSWORD)
+    users.add("bob@example.com", PASSWORD)
+    anns = await stub.Login(auth_pb2.LoginRequest(email="ann@example.com", password=PASSWORD))
+    for token in (anns.device_token, "not a token", anns.device_token[:-4] + "AAAA", "x" * 5000):
+        ok = await stub.Login(
+            auth_pb2.LoginRequest(email="bob@example.com", password=PASSWORD, device_token=token)
+        )
+        assert ok.token
+        assert users.requests[-1].trusted_device is False
+        assert device_id(ok.device_token) != device_id(anns.device_token)
+    # An access token is no device token either (its audience differs).
+    await stub.Login(
+        auth_pb2.LoginRequest(email="ann@example.com", password=PASSWORD, device_token=anns.token)
+    )
+    assert users.requests[-1].trusted_device is False
+
+
+async def test_password_check_carries_the_callers_standing(stub, users) -> None:
+    """What usersvc orders its login lane by (usersvc's login_rank)."""
+    users.add("ann@example.com", PASSWORD)
+    for _ in range(2):
+        await expect_refused(guess(stub, "nobody@example.com"), grpc.StatusCode.UNAUTHENTICATED)
+    seen = users.requests[-1]
+    assert (seen.trusted_device, seen.known_address, seen.caller_recent_attempts) == (
+        False,
+        False,
+        1,
+    )
+    first = await stub.Login(auth_pb2.LoginRequest(email="ann@example.com", password=PASSWORD))
+    await stub.Login(auth_pb2.LoginRequest(email="ann@example.com", password=PASSWORD))
+    assert users.requests[-1].known_address is True
+    await stub.Login(
+        auth_pb2.LoginRequest(
+            email="ann@example.com", password=PASSWORD, device_token=first.device_token
+        )
+    )
+    assert users.requests[-1].trusted_device is True
+
+
+async def test_timed_out_password_checks_stay_counted(
+    database_url, fake_users, service_key_file
+) -> None:
+    """Third round, finding 1: attempts that timed out behind a flood were forgiven, so the
+    flood never spent its budget. An unreachable usersvc is still forgiven."""
+    users = fake_users[0]
+    users.add("ada@example.com", PASSWORD)
+    async with started(database_url, fake_users, service_key_file, usersvc_timeout_seconds=0.2) as (
+        running,
+        stub,
+    ):
+        users.delay_seconds = 0.5
+        for _ in range(2):
+            await expect_refused(guess(stub), grpc.StatusCode.UNAVAILABLE)
+        # Each attempt counts for its pair, its account and its address.
+        assert await running.pool.fetchval("SELECT count(*) FROM login_failures") == 6
