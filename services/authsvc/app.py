@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
+from libs.platform.admission import RateLimiter
 from libs.platform.app import ServiceApp, Wiring
 from libs.platform.auth.keys import load_trusted_service_keys
 from libs.platform.auth.verification import AuthInterceptor, TokenVerifier
@@ -82,6 +83,7 @@ async def start(settings: Settings) -> AuthApp:
             throttle=LoginThrottle(
                 pool, throttle_policy(settings), settings.db_acquire_timeout_seconds
             ),
+            token_calls=RateLimiter(settings.token_call_burst, settings.token_calls_per_second),
             devices=DeviceTokens(
                 keys,
                 issuer=settings.auth_issuer,

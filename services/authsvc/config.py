@@ -37,5 +37,9 @@ class Settings(ServiceSettings, ServiceIdentitySettings):
     login_max_failures_per_address: int = c.setting(50, min=1, max=100000)
     login_throttle_window_seconds: int = c.setting(900, min=1, max=86400)
     login_known_address_days: float = c.setting(30.0, min=0.0, max=365.0)
+    # RefreshToken and Logout per caller address (in process memory: per replica and
+    # worker): this many at once, refilled at this rate.
+    token_call_burst: int = c.setting(60, min=1, max=100000)
+    token_calls_per_second: float = c.setting(10.0, min=0.01, max=100000.0)
     # How long a device token (devices.py) marks its device as the account's own.
     login_device_token_days: float = c.setting(365.0, min=0.01, max=3650.0)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 import grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform import clients, emails
 from libs.platform import validation as v
-from libs.platform.admission import abort_retry_later, client_address
+from libs.platform.admission import RateLimiter, abort_retry_later, client_address
 from libs.platform.auth.keys import jwk_x
 from libs.platform.auth.principals import require_service
 from libs.platform.errors import InvalidArgument, Unauthenticated, Unavailable
@@ -20,15 +21,22 @@ from services.authsvc.devices import DeviceTokens
 from services.authsvc.keys import KeyRing
 from services.authsvc.store import RefreshTokenStore, RotateOutcome
 from services.authsvc.throttle import Attempt, LoginThrottle
-from services.authsvc.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
+from services.authsvc.tokens import (
+    REFRESH_TOKEN_CHARS,
+    TokenIssuer,
+    hash_refresh_token,
+    new_refresh_token,
+)
 from user.v1 import user_pb2, user_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = "invalid email or password"
 UNREACHABLE = grpc.StatusCode.UNAVAILABLE
+LOGIN_UNAVAILABLE = "login is temporarily unavailable; retry later"
 MAX_PASSWORD = 128
 MAX_REFRESH_TOKEN = 256
+REFRESH_TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{REFRESH_TOKEN_CHARS}}}")
 # Only usersvc, which owns passwords and accounts, may end a user's sessions.
 REVOKE_SESSIONS_CALLERS = frozenset({"usersvc"})
 
@@ -51,6 +59,12 @@ def _refresh_token_arg(value: str) -> str:
     return v.no_nul(value, "refresh_token")
 
 
+def _could_be_ours(token: str) -> bool:
+    """Whether `token` has the shape new_refresh_token() gives: anything else is answered
+    without a database lookup, so junk tokens cost a flood nothing but this check."""
+    return REFRESH_TOKEN_SHAPE.fullmatch(token) is not None
+
+
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
     def __init__(
         self,
@@ -63,6 +77,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         keys: KeyRing,
         throttle: LoginThrottle,
         devices: DeviceTokens,
+        token_calls: RateLimiter,
     ) -> None:
         self._store = store
         self._users = users
@@ -72,6 +87,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self._keys = keys
         self._throttle = throttle
         self._devices = devices
+        self._token_calls = token_calls
 
     async def Login(  # noqa: N802 - gRPC method names
         self, request: auth_pb2.LoginRequest, context: Context
@@ -112,7 +128,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 # usersvc refused *us*: a deployment problem, not the caller's attempt.
                 await self._throttle.forgive(admission)
                 log.error("usersvc refused authsvc's service token: %s", exc.details())
-                raise Unavailable("login is temporarily unavailable; retry later") from None
+                raise Unavailable(LOGIN_UNAVAILABLE) from None
             raise
         except Exception as exc:
             cause = exc.__cause__
@@ -120,6 +136,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 # usersvc could not be reached at all (down, restarting): no check ran, and
                 # a flood cannot cause this. Timeouts and refusals for load stay counted.
                 await self._throttle.forgive(admission)
+            if isinstance(exc, Unavailable):
+                # Login is anonymous: the caller learns to retry, not which internal
+                # service failed how; the log keeps that.
+                log.warning("login could not check the password: %s", exc)
+                raise Unavailable(LOGIN_UNAVAILABLE) from None
             raise
         refresh = new_refresh_token()
         try:
@@ -152,10 +173,19 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             ),
         )
 
+    async def _limit_token_calls(self, context: Context) -> None:
+        # Anonymous and each a database round trip: limited per address, like sign-ups.
+        wait = self._token_calls.take(client_address(context.peer()))
+        if wait is not None:
+            await abort_retry_later(context, "too many token calls from your address", wait)
+
     async def RefreshToken(  # noqa: N802
         self, request: auth_pb2.RefreshTokenRequest, context: Context
     ) -> auth_pb2.RefreshTokenResponse:
+        await self._limit_token_calls(context)
         old = _refresh_token_arg(request.refresh_token)
+        if not _could_be_ours(old):
+            raise Unauthenticated(_REFRESH_MESSAGES[RotateOutcome.UNKNOWN])
         new = new_refresh_token()
         result = await self._store.rotate(
             hash_refresh_token(old),
@@ -172,9 +202,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def Logout(  # noqa: N802
         self, request: auth_pb2.LogoutRequest, context: Context
     ) -> auth_pb2.LogoutResponse:
+        await self._limit_token_calls(context)
         token = _refresh_token_arg(request.refresh_token)
-        # Revoking the whole family also kills any successor of an older token.
-        await self._store.revoke_family_of(hash_refresh_token(token))
+        if _could_be_ours(token):  # another shape was never issued: nothing to revoke
+            # Revoking the whole family also kills any successor of an older token.
+            await self._store.revoke_family_of(hash_refresh_token(token))
         return auth_pb2.LogoutResponse()
 
     async def GetJwks(  # noqa: N802

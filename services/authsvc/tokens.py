@@ -43,8 +43,13 @@ class TokenIssuer:
         return AccessToken(token, expires)
 
 
+REFRESH_TOKEN_BYTES = 32
+# token_urlsafe's length for that many bytes: unpadded URL-safe base64.
+REFRESH_TOKEN_CHARS = -(-REFRESH_TOKEN_BYTES * 4 // 3)
+
+
 def new_refresh_token() -> str:
-    return secrets.token_urlsafe(32)
+    return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
 
 
 def hash_refresh_token(token: str) -> str:

@@ -39,6 +39,10 @@ async def start(settings: Settings) -> PaymentApp:
             ServiceRegistration(
                 SERVICE_NAME, payment_pb2_grpc.add_PaymentServiceServicer_to_server, servicer
             ),
-            interceptors=[AuthInterceptor(verifier)],
+            interceptors=[
+                AuthInterceptor(
+                    verifier, max_in_flight_per_user=settings.user_max_in_flight or None
+                )
+            ],
         )
         return PaymentApp(server, wiring.pool, wiring.hand_over())

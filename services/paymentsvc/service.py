@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import unicodedata
 import uuid
 
 import grpc
@@ -96,7 +97,9 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         )
 
     def _validate_create(self, req: payment_pb2.CreatePaymentRequest) -> NewPayment:
-        currency = req.currency.strip().upper() or self._default_currency
+        # ASCII before upper(): Unicode case mapping would turn "uſd" into "USD".
+        typed = req.currency.strip()
+        currency = (typed.upper() if typed.isascii() else typed) or self._default_currency
         with v.Violations() as bad:
             user_id = bad.check(v.uuid_str, req.user_id, "user_id")
             if req.amount <= 0:
@@ -109,8 +112,9 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
                 )
             if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
                 bad.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
-            elif "\x00" in req.idempotency_key:
-                bad.add("idempotency_key", "must not contain NUL characters")
+            elif any(unicodedata.category(ch) == "Cc" for ch in req.idempotency_key):
+                # Control characters (NUL, ESC, newlines...) end up in logs and terminals.
+                bad.add("idempotency_key", "must not contain control characters")
             if len(req.description) > MAX_DESCRIPTION:
                 bad.add("description", f"must be at most {MAX_DESCRIPTION} characters")
             elif "\x00" in req.description:

@@ -72,7 +72,13 @@ async def start(settings: Settings) -> UserApp:
             ServiceRegistration(
                 SERVICE_NAME, user_pb2_grpc.add_UserServiceServicer_to_server, servicer
             ),
-            interceptors=[AuthInterceptor(verifier, PUBLIC_METHODS)],
+            interceptors=[
+                AuthInterceptor(
+                    verifier,
+                    PUBLIC_METHODS,
+                    max_in_flight_per_user=settings.user_max_in_flight or None,
+                )
+            ],
         )
         # After the migrations (serve() applies them): the task reads session_revocations.
         wiring.background("session revocations", sessions.run)

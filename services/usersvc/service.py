@@ -49,9 +49,9 @@ def _required(value: str, field: str, max_len: int) -> str:
     return v.length(value, field, min_len=1, max_len=max_len)
 
 
-def _current_password(value: str) -> str:
+def _current_password(value: str, purpose: str = "change the password") -> str:
     if not value:
-        raise InvalidArgument.field("current_password", "is required to change the password")
+        raise InvalidArgument.field("current_password", f"is required to {purpose}")
     return v.length(value, "current_password", max_len=MAX_PASSWORD)
 
 
@@ -156,36 +156,55 @@ class UserService(user_pb2_grpc.UserServiceServicer):
                 display_name = bad.check(_display_name, request.display_name)
             if has("password"):
                 current = bad.check(_current_password, request.current_password)
-        require_user_or_service(user_id)
+        principal = require_user_or_service(user_id)
+        # A stolen access token must not be enough to take the account over: changing the
+        # email (where password resets would go) needs the password too, unless a service
+        # acts for the user.
+        reauth = password is not None or (email is not None and not principal.is_service)
+        if reauth and password is None:
+            current = _current_password(request.current_password, "change the email")
+        if email is not None:
+            # Each change can answer ALREADY_EXISTS: limited like sign-ups.
+            wait = self._signups.take(client_address(context.peer()))
+            if wait is not None:
+                await abort_retry_later(context, "too many email changes from your address", wait)
+        if reauth:
+            await self._prove_current(context, user_id, current)
         password_hash = None
         if password is not None:
-            password_hash = await self._new_password(context, user_id, current, password)
+            password_hash = await self._hash(context, password)
         row = await self._store.update(
             user_id, email=email, display_name=display_name, password_hash=password_hash
         )
         if row is None:
             raise NotFound(f"user {user_id} does not exist")
-        if password_hash is not None:
+        if password_hash is not None or email is not None:
             # Committed with the change; delivered now, or retried until authsvc confirms.
             await self._sessions.deliver_for(user_id)
         return user_pb2.UpdateUserResponse(user=_user_pb(row))
 
-    async def _new_password(self, context: Context, user_id: str, current: str, new: str) -> str:
-        """The new password's hash, once the caller has proven it knows the current one.
+    async def _prove_current(self, context: Context, user_id: str, current: str) -> None:
+        """PERMISSION_DENIED unless `current` is the account's password.
 
-        A stolen access token must not be enough to take the account over, nor to guess the
-        password: attempts per user are rate limited.
+        Attempts are rate limited per (user, caller address), so a thief with a stolen access
+        token can neither guess fast nor spend the owner's own attempts from elsewhere.
         """
-        wait = self._password_changes.take(user_id)
+        wait = self._password_changes.take(f"{user_id} {client_address(context.peer())}")
         if wait is not None:
-            await abort_retry_later(context, "too many password change attempts", wait)
+            await abort_retry_later(context, "too many attempts at the current password", wait)
         stored = await self._store.password_hash(user_id)
         if stored is None:
             raise NotFound(f"user {user_id} does not exist")
         try:
-            if not await self._passwords.check_current(stored, current):
-                raise PermissionDenied("current_password is not the account's password")
-            return await self._passwords.hash(new)
+            ok = await self._passwords.check_current(stored, current)
+        except Overloaded as exc:
+            await abort_overloaded(context, exc)
+        if not ok:
+            raise PermissionDenied("current_password is not the account's password")
+
+    async def _hash(self, context: Context, password: str) -> str:
+        try:
+            return await self._passwords.hash(password)
         except Overloaded as exc:
             await abort_overloaded(context, exc)
 
@@ -193,7 +212,10 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.DeleteUserRequest, context: Context
     ) -> user_pb2.DeleteUserResponse:
         user_id = v.uuid_str(request.user_id, "user_id")
-        require_user_or_service(user_id)
+        principal = require_user_or_service(user_id)
+        if not principal.is_service:
+            current = _current_password(request.current_password, "delete the account")
+            await self._prove_current(context, user_id, current)
         if not await self._store.delete(user_id):
             raise NotFound(f"user {user_id} does not exist")
         await self._sessions.deliver_for(user_id)

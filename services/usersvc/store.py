@@ -128,8 +128,10 @@ class UserStore:
         display_name: str | None,
         password_hash: str | None,
     ) -> UserRow | None:
-        """Change the given fields. A new password also bumps credentials_version and, in the
-        same transaction, asks for the user's older sessions to end (session_revocations)."""
+        """Change the given fields. A new password or email also bumps credentials_version
+        and, in the same transaction, asks for the user's older sessions to end
+        (session_revocations)."""
+        new_credentials = password_hash is not None or email is not None
         sets: list[str] = []
         args: list[object] = [uuid.UUID(user_id)]
         for column, value in (
@@ -143,7 +145,7 @@ class UserStore:
                 sets.append(f"{column} = ${len(args)}")
         if not sets:
             return await self.get(user_id)
-        if password_hash is not None:
+        if new_credentials:
             sets.append("credentials_version = credentials_version + 1")
         sets.append("updated_at = clock_timestamp()")
         async with self._conn() as conn, conn.transaction():
@@ -156,7 +158,7 @@ class UserStore:
                 )
             except asyncpg.UniqueViolationError:
                 raise duplicate_email(email.address if email else "") from None
-            if r is not None and password_hash is not None:
+            if r is not None and new_credentials:
                 await conn.execute(
                     _REQUEST_REVOCATION,
                     r["id"],

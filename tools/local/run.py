@@ -35,6 +35,7 @@ from libs.platform.testing.postgres import PostgresCluster, create_database
 from tools.local.shared import (
     SERVICES,
     add_port_arguments,
+    check_free,
     grpc_ports,
     print_up,
     stop_on_signals,
@@ -93,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             help=f"path to the {s.name} binary (default: where Bazel puts it, %(default)s)",
         )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="where the services listen (default: loopback only; 0.0.0.0 or [::] for every "
+        "interface)",
+    )
     add_port_arguments(parser)
     args = parser.parse_args(argv)
     ports = grpc_ports(args.base_port)
@@ -106,6 +113,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def metrics_port(offset: int) -> int:
         return args.metrics_base_port + offset * workers if args.metrics_base_port else 0
+
+    wanted = {f"{s.name} gRPC": ports[s.name] for s in SERVICES}
+    for offset, s in enumerate(SERVICES):
+        for worker in range(workers):
+            port = metrics_port(offset)
+            wanted[f"{s.name} metrics (worker {worker})"] = port + worker if port else 0
+    try:
+        check_free(args.host.strip("[]"), wanted)
+    except RuntimeError as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return 1
 
     stop = stop_on_signals()
 
@@ -121,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 env = {
                     **os.environ,
                     "DATABASE_URL": urls[s.name],
+                    "GRPC_HOST": args.host,
                     "GRPC_PORT": str(ports[s.name]),
                     # One metrics port each: the default 9090 would collide.
                     "METRICS_PORT": str(metrics_port(offset)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import threading
 
 from libs import inventory
@@ -37,6 +38,26 @@ def add_port_arguments(parser: argparse.ArgumentParser, metrics_note: str = "") 
         help="metrics port of the first service; the others follow (0: any free port)"
         + metrics_note,
     )
+
+
+def check_free(host: str, ports: dict[str, int]) -> None:
+    """Fail, naming the port and what wanted it, if any of `ports` is taken on `host`.
+
+    Otherwise a service would exit on its failed bind while the health wait reached
+    whatever else holds the port, and the run would report a system that is not there.
+    """
+    for name, port in ports.items():
+        if not port:
+            continue
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                raise RuntimeError(
+                    f"port {port} on {host} (for {name}) is taken: {exc.strerror}; stop what "
+                    "holds it, or pass --base-port / --metrics-base-port"
+                ) from None
 
 
 def grpc_ports(base_port: int) -> dict[str, int]:

@@ -48,6 +48,9 @@ class TokenSettings(ServiceIdentitySettings):
     auth_audience: str = c.setting("micro")
     jwks_refresh_seconds: float = c.setting(300.0, min=1.0)
     jwks_min_refresh_seconds: float = c.setting(10.0, min=0.0)
+    # Calls in flight per user principal in each process (verification.AuthInterceptor);
+    # 0: no cap. One account at concurrency 200 must not take what other users need.
+    user_max_in_flight: int = c.setting(32, min=0, max=100_000)
 
     def verifier(self, service_name: str, authsvc: Any) -> TokenVerifier:
         """`authsvc` is an auth.v1.AuthServiceStub; keys are fetched lazily on first use."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +13,7 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from libs.platform.admission import abort_retry_later
 from libs.platform.auth.jwks import JwksCache
 from libs.platform.auth.principals import Principal, principal_var
 from libs.platform.auth.tokens import ALGORITHM, AUTHORIZATION_HEADER, SERVICE_PREFIX
@@ -159,6 +160,10 @@ def bearer_token(metadata: Any) -> str | None:
     return None
 
 
+# A user over its in-flight cap is told to retry about when one of its calls will be done.
+USER_RETRY_AFTER_S = 0.1
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Requires a valid bearer token on every unary method except `public_methods`.
 
@@ -166,9 +171,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     interceptor (outermost) logs them and answers UNAUTHENTICATED / UNAVAILABLE.
     """
 
-    def __init__(self, verifier: TokenVerifier, public_methods: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        public_methods: Collection[str] = (),
+        *,
+        max_in_flight_per_user: int | None = None,
+    ) -> None:
         self._verifier = verifier
         self._public = frozenset(public_methods)
+        # One account at high concurrency must not take the calls other users need: each
+        # user principal may have at most this many calls in this process's handlers, and
+        # is refused beyond (services acting for users are not counted).
+        self._max_per_user = max_in_flight_per_user
+        self._in_flight: Counter[str] = Counter()
 
     async def intercept_service(
         self,
@@ -195,11 +211,24 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if token == "":
                 raise Unauthenticated("authorization metadata must be `Bearer <token>`")
             principal = await verifier.verify(token)
+            counted = self._max_per_user is not None and not principal.is_service
+            if counted:
+                cap = self._max_per_user
+                assert cap is not None  # counted implies a cap
+                if self._in_flight[principal.subject] >= cap:
+                    await abort_retry_later(
+                        context, "too many calls in flight for this user", USER_RETRY_AFTER_S
+                    )
+                self._in_flight[principal.subject] += 1
             reset = principal_var.set(principal)
             try:
                 return await inner(request, context)
             finally:
                 principal_var.reset(reset)
+                if counted:
+                    self._in_flight[principal.subject] -= 1
+                    if not self._in_flight[principal.subject]:
+                        del self._in_flight[principal.subject]
 
         return grpc.unary_unary_rpc_method_handler(
             authenticated,

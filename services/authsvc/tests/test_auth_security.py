@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.auth.keys import jwk_x, key_from_jwk_x, private_pem, public_pem
 from libs.platform.testing.grpc_errors import retry_delay
-from libs.platform.testing.net import ipv6_loopback
+from libs.platform.testing.net import SourceAddressProxy, ipv6_loopback
 from libs.platform.testing.security import HOSTILE, SQL_METACHARACTERS, expect_refused
 from services.authsvc import app
 
@@ -485,6 +485,53 @@ async def test_timed_out_password_checks_stay_counted(
     ):
         users.delay_seconds = 0.5
         for _ in range(2):
-            await expect_refused(guess(stub), grpc.StatusCode.UNAVAILABLE)
+            err = await expect_refused(guess(stub), grpc.StatusCode.UNAVAILABLE)
+            # Info finding: anonymous callers read no internal service names or codes.
+            assert err.details() == "login is temporarily unavailable; retry later"
         # Each attempt counts for its pair, its account and its address.
         assert await running.pool.fetchval("SELECT count(*) FROM login_failures") == 6
+
+
+# ---------------------------------------------------------------- junk refresh tokens
+
+
+async def test_junk_token_calls_are_limited_per_address(
+    database_url, fake_users, service_key_file
+) -> None:
+    """Third round, finding 2: 200 concurrent junk RefreshToken calls from one address made
+    authsvc shed real users. Now each address gets a bucket, and a token of a shape never
+    issued is answered without a database lookup."""
+    users = fake_users[0]
+    users.add("ada@example.com", PASSWORD)
+    async with (
+        started(
+            database_url,
+            fake_users,
+            service_key_file,
+            token_call_burst=5,
+            token_calls_per_second=0.01,
+        ) as (running, junk),
+        SourceAddressProxy(("127.0.0.1", running.port), "127.0.0.2") as proxy,
+        grpc.aio.insecure_channel(proxy.address) as channel,
+    ):
+        owner = auth_pb2_grpc.AuthServiceStub(channel)
+        login = await owner.Login(auth_pb2.LoginRequest(email="ada@example.com", password=PASSWORD))
+        for token in ("junk", "x" * 43, "'; DROP TABLE refresh_tokens; --"):
+            err = await expect_refused(
+                junk.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=token)),
+                grpc.StatusCode.UNAUTHENTICATED,
+            )
+            assert err.details() == "refresh token is invalid"
+        await junk.Logout(auth_pb2.LogoutRequest(refresh_token="junk"))
+        await junk.Logout(auth_pb2.LogoutRequest(refresh_token="y" * 43))
+        err = await expect_refused(
+            junk.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token="z" * 43)),
+            EXHAUSTED,
+        )
+        assert err.details().startswith("too many token calls from your address; retry in")
+        await expect_refused(junk.Logout(auth_pb2.LogoutRequest(refresh_token="j")), EXHAUSTED)
+        # Another address is not held by the first one's calls.
+        fresh = await owner.RefreshToken(
+            auth_pb2.RefreshTokenRequest(refresh_token=login.refresh_token)
+        )
+        assert fresh.token

@@ -46,6 +46,11 @@ async def test_default_currency(stub, users) -> None:
     assert created.currency == "USD"
 
 
+async def test_currency_code_any_ascii_case(stub, users) -> None:
+    created = await stub.CreatePayment(req(users.add(), currency=" eUr "))
+    assert created.currency == "EUR"
+
+
 async def test_unknown_user_is_not_found(stub, paymentsvc) -> None:
     uid = str(uuid.uuid4())
     err = await expect_error(stub.CreatePayment(req(uid)), grpc.StatusCode.NOT_FOUND)
@@ -63,6 +68,12 @@ async def test_unknown_user_is_not_found(stub, paymentsvc) -> None:
         ({"currency": "US"}, "currency"),
         ({"idempotency_key": "k" * 129}, "idempotency_key"),
         ({"description": "d" * 501}, "description"),
+        # Third round, info findings: Unicode case mapping made "uſd" USD; control
+        # characters (an ANSI escape, a newline) reached logs and terminals.
+        ({"currency": "u\u017fd"}, "currency"),
+        ({"currency": "\uff35\uff33\uff24"}, "currency"),
+        ({"idempotency_key": "order-1\x1b[31m"}, "idempotency_key"),
+        ({"idempotency_key": "order-1\n"}, "idempotency_key"),
     ],
 )
 async def test_create_payment_invalid(stub, users, paymentsvc, kwargs, field) -> None:

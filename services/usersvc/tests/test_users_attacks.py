@@ -21,6 +21,7 @@ import pytest
 
 from libs.platform.migrations import apply_migrations
 from libs.platform.testing.grpc_errors import field_violations, retry_delay
+from libs.platform.testing.net import SourceAddressProxy
 from libs.platform.testing.security import bearer, expect_refused
 from services.usersvc import app
 from user.v1 import user_pb2, user_pb2_grpc
@@ -302,7 +303,10 @@ async def test_password_change_and_deletion_end_sessions_in_authsvc(
         user_pb2.VerifyCredentialsRequest(email="ann@x.io", password="new password!")
     )
     assert creds.credentials_version == 2
-    await anon.DeleteUser(user_pb2.DeleteUserRequest(user_id=uid), metadata=as_ann)
+    await anon.DeleteUser(
+        user_pb2.DeleteUserRequest(user_id=uid, current_password="new password!"),
+        metadata=as_ann,
+    )
     request, _ = jwks.revocations[-1]
     assert (request.user_id, request.min_credentials_version, request.user_deleted) == (
         uid,
@@ -315,7 +319,10 @@ async def test_session_revocation_outlives_an_authsvc_outage(anon, jwks, usersvc
     uid = await signup(anon, "ann@x.io")
     jwks.revoke_fails = grpc.StatusCode.UNAVAILABLE
     # The change itself succeeds: it is committed, and the revocation with it.
-    await anon.DeleteUser(user_pb2.DeleteUserRequest(user_id=uid), metadata=bearer(jwks.mint(uid)))
+    await anon.DeleteUser(
+        user_pb2.DeleteUserRequest(user_id=uid, current_password=PASSWORD),
+        metadata=bearer(jwks.mint(uid)),
+    )
     assert jwks.revocations == []
     pending = await usersvc.pool.fetch("SELECT user_id, user_deleted FROM session_revocations")
     assert [(str(r["user_id"]), r["user_deleted"]) for r in pending] == [(uid, True)]
@@ -390,3 +397,73 @@ async def test_migration_gives_existing_rows_one_canonical_form(
             )
     finally:
         await running.stop(0)
+
+
+# ---------------------------------------------------------------- third round, finding 6
+
+
+async def test_stolen_access_token_cannot_change_the_email_or_delete(anon, jwks) -> None:
+    """A stolen access token alone changed the email (locking the owner out while the
+    thief's refresh token kept working) and deleted the account. Both now need the
+    password, and an email change ends every earlier session like a password change."""
+    uid = await signup(anon, "ann@x.io")
+    stolen = bearer(jwks.mint(uid))
+    for request, call in (
+        (user_pb2.UpdateUserRequest(user_id=uid, email="thief@x.io"), anon.UpdateUser),
+        (user_pb2.DeleteUserRequest(user_id=uid), anon.DeleteUser),
+    ):
+        err = await expect_refused(call(request, metadata=stolen), INVALID)
+        assert "current_password" in field_violations(err)
+        request.current_password = "a guess"
+        await expect_refused(call(request, metadata=stolen), DENIED)
+    assert jwks.revocations == []
+    changed = await anon.UpdateUser(
+        user_pb2.UpdateUserRequest(user_id=uid, email="ann@y.io", current_password=PASSWORD),
+        metadata=stolen,
+    )
+    assert changed.user.email == "ann@y.io"
+    request, _ = jwks.revocations[-1]
+    assert (request.user_id, request.min_credentials_version, request.user_deleted) == (
+        uid,
+        2,
+        False,
+    )
+
+
+async def test_another_sessions_wrong_passwords_do_not_block_the_owner(anon, jwks, usersvc) -> None:
+    """5 wrong current_password attempts with a stolen token blocked the owner's own
+    password change, its only way to end the thief's sessions, for 180 s. The attempts
+    now count per (account, caller address)."""
+    uid = await signup(anon, "ann@x.io")
+    token = bearer(jwks.mint(uid))
+    for _ in range(5):
+        await expect_refused(
+            anon.UpdateUser(
+                user_pb2.UpdateUserRequest(
+                    user_id=uid, password="thief's pw", current_password="x"
+                ),
+                metadata=token,
+            ),
+            DENIED,
+        )
+    await expect_refused(
+        anon.UpdateUser(
+            user_pb2.UpdateUserRequest(
+                user_id=uid, password="owner's new pw", current_password=PASSWORD
+            ),
+            metadata=token,
+        ),
+        EXHAUSTED,
+    )
+    async with (
+        SourceAddressProxy(("127.0.0.1", usersvc.port), "127.0.0.2") as proxy,
+        grpc.aio.insecure_channel(proxy.address) as channel,
+    ):
+        owner = user_pb2_grpc.UserServiceStub(channel)
+        changed = await owner.UpdateUser(
+            user_pb2.UpdateUserRequest(
+                user_id=uid, password="owner's new pw", current_password=PASSWORD
+            ),
+            metadata=token,
+        )
+    assert changed.user.user_id == uid

@@ -125,7 +125,9 @@ async def test_user_cannot_touch_another_users_account(anon, stub, jwks) -> None
         user_pb2.UpdateUserRequest(user_id=ann, display_name="Ann"), metadata=as_ann
     )
     assert updated.user.display_name == "Ann"
-    deleted = await anon.DeleteUser(user_pb2.DeleteUserRequest(user_id=ann), metadata=as_ann)
+    deleted = await anon.DeleteUser(
+        user_pb2.DeleteUserRequest(user_id=ann, current_password=PASSWORD), metadata=as_ann
+    )
     assert deleted.success
 
 
