@@ -16,7 +16,7 @@ import math
 import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -26,6 +26,15 @@ import grpc
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.testing.net import SourceAddressProxy
 from user.v1 import user_pb2, user_pb2_grpc
+
+
+async def outcome(call: Awaitable[object]) -> str:
+    """The status code a call ended with, by name ("OK" when it answered)."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as err:
+        return str(err.code().name)
+    return "OK"
 
 
 async def flood(users_addr: str, email: str, concurrency: int, seconds: float) -> Counter[str]:
@@ -40,11 +49,7 @@ async def flood(users_addr: str, email: str, concurrency: int, seconds: float) -
             while time.monotonic() < end:
                 n += 1
                 request = user_pb2.CreateUserRequest(email=email, password=f"flood {i} {n} pw")
-                try:
-                    await stub.CreateUser(request, timeout=10)
-                    codes["OK"] += 1
-                except grpc.aio.AioRpcError as err:
-                    codes[err.code().name] += 1
+                codes[await outcome(stub.CreateUser(request, timeout=10))] += 1
 
         await asyncio.gather(*(caller(i) for i in range(concurrency)))
     return codes
@@ -85,11 +90,7 @@ async def login_flood(
             while time.monotonic() < end:
                 n = next(sent)
                 request = auth_pb2.LoginRequest(email=f"nobody{n}@flood.example", password="guess")
-                try:
-                    await stubs[n % addresses].Login(request, timeout=10)
-                    codes["OK"] += 1
-                except grpc.aio.AioRpcError as err:
-                    codes[err.code().name] += 1
+                codes[await outcome(stubs[n % addresses].Login(request, timeout=10))] += 1
 
         await asyncio.gather(*(caller() for _ in range(concurrency)))
     return codes
