@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auth.v1 import auth_pb2_grpc
+from libs.platform.admission import RateLimiter
 from libs.platform.app import ServiceApp, Wiring
 from libs.platform.auth.verification import AuthInterceptor
 from libs.platform.server import ServiceRegistration
@@ -34,6 +35,12 @@ async def start(settings: Settings) -> PaymentApp:
             user_pb2_grpc.UserServiceStub(users_channel),
             default_currency=settings.default_currency,
             users_timeout=settings.usersvc_timeout_seconds,
+            max_major_units=settings.payment_max_major_units,
+            payments_per_user=(
+                RateLimiter(settings.payment_burst, settings.payments_per_second)
+                if settings.payments_per_second > 0
+                else None
+            ),
         )
         server = await wiring.serve(
             ServiceRegistration(

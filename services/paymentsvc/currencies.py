@@ -168,3 +168,36 @@ ACTIVE_CURRENCIES: frozenset[str] = frozenset(
         "ZWG",
     ]
 )
+
+
+# ISO 4217 (list one) minor units of the active codes that do not have 2:
+# an amount of 1 in minor units is 1 yen, or a thousandth of a dinar.
+MINOR_UNIT_DIGITS: dict[str, int] = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+}
+
+
+def minor_units(code: str) -> int:
+    """Digits after the decimal point in `code`'s amounts: 2 unless listed above."""
+    return MINOR_UNIT_DIGITS.get(code, 2)

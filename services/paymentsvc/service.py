@@ -13,6 +13,7 @@ import grpc
 
 from libs.platform import clients, db, deadlines, pagetokens
 from libs.platform import validation as v
+from libs.platform.admission import RateLimiter, abort_retry_later
 from libs.platform.auth.principals import current_principal, require_user_or_service
 from libs.platform.batching import Coalescer
 from libs.platform.errors import (
@@ -25,13 +26,14 @@ from libs.platform.errors import (
 from libs.platform.protoutil import timestamp
 from libs.platform.rpc_types import Context
 from payment.v1 import payment_pb2, payment_pb2_grpc
-from services.paymentsvc.currencies import ACTIVE_CURRENCIES
+from services.paymentsvc.currencies import ACTIVE_CURRENCIES, minor_units
 from services.paymentsvc.store import NewPayment, PaymentRow, PaymentStore
 from user.v1 import user_pb2, user_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-MAX_AMOUNT = 1_000_000_000_000
+# Per payment, in major units of its currency (PAYMENT_MAX_MAJOR_UNITS).
+DEFAULT_MAX_MAJOR_UNITS = 1_000_000_000
 MAX_IDEMPOTENCY_KEY = 128
 MAX_DESCRIPTION = 500
 STATUS_COMPLETED = "COMPLETED"
@@ -82,11 +84,16 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         *,
         default_currency: str,
         users_timeout: float,
+        max_major_units: int = DEFAULT_MAX_MAJOR_UNITS,
+        payments_per_user: RateLimiter | None = None,
     ) -> None:
         self._store = store
         self._users = users
         self._default_currency = default_currency
         self._users_timeout = users_timeout
+        self._max_major_units = max_major_units
+        # None: no limit (the bench's single user pays thousands of times a second).
+        self._per_user = payments_per_user
         # Concurrent payments share one usersvc call to check their users, and one INSERT
         # (and commit) to store them (see libs/platform/batching.py).
         self._user_checks: Coalescer[str, bool] = Coalescer(
@@ -104,8 +111,16 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
             user_id = bad.check(v.uuid_str, req.user_id, "user_id")
             if req.amount <= 0:
                 bad.add("amount", "must be a positive number of minor units (e.g. cents)")
-            elif req.amount > MAX_AMOUNT:
-                bad.add("amount", f"must be at most {MAX_AMOUNT} minor units")
+            elif currency in ACTIVE_CURRENCIES:
+                # The cap is in major units, so a yen and a dinar payment may each be
+                # worth the same number of units, whatever their minor units.
+                digits = minor_units(currency)
+                if req.amount > self._max_major_units * 10**digits:
+                    bad.add(
+                        "amount",
+                        f"must be at most {self._max_major_units:,} {currency} "
+                        f"({self._max_major_units * 10**digits} minor units)",
+                    )
             if currency not in ACTIVE_CURRENCIES:
                 bad.add(
                     "currency", f"{req.currency[:16]!r} is not an active ISO 4217 currency code"
@@ -200,7 +215,11 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
         self, request: payment_pb2.CreatePaymentRequest, context: Context
     ) -> payment_pb2.CreatePaymentResponse:
         new = self._validate_create(request)
-        require_user_or_service(new.user_id)
+        principal = require_user_or_service(new.user_id)
+        if self._per_user is not None and not principal.is_service:
+            wait = self._per_user.take(new.user_id)
+            if wait is not None:
+                await abort_retry_later(context, "too many payments for this user", wait)
         await self._require_user(new.user_id)
         row, created = await self._inserts.get(new, db.query_timeout())
         if not created and row.request_hash != new.request_hash:

@@ -107,9 +107,11 @@ class System:
             "USERSVC_ADDR": self.addr("usersvc"),
             "AUTHSVC_ADDR": self.addr("authsvc"),
             "TRUSTED_SERVICE_KEYS": str(trusted),
-            # The whole load is one bench user's, so the per-user cap on calls in flight
-            # (libs/platform/auth/verification.py) would measure itself, not the services.
+            # The whole load is one bench user's, so the per-user limits (calls in flight,
+            # libs/platform/auth/verification.py; payments per second, paymentsvc) would
+            # measure themselves, not the services.
             "USER_MAX_IN_FLIGHT": "0",
+            "PAYMENTS_PER_SECOND": "0",
         }
         for svc in DATABASES:
             self.env[svc] = {

@@ -6,6 +6,7 @@ usersvc and authsvc's key endpoint are stand-ins here (the real trio runs in tes
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,10 @@ from libs.platform.testing.security import (
     bearer,
     expect_refused,
 )
-from payment.v1 import payment_pb2
+from payment.v1 import payment_pb2, payment_pb2_grpc
+from services.paymentsvc import app
+
+from .conftest import make_settings
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -340,3 +344,39 @@ async def test_forged_service_tokens_do_not_reveal_which_services_are_trusted(an
         answers.append(err.details())
     assert answers[0] == answers[1]
     assert "paymentsvc" not in answers[1]
+
+
+async def test_payments_per_user_are_rate_limited(
+    database_url, fake_users, jwks, service_keys
+) -> None:
+    """Third round: one free account created 500 payments in 0.6 s. Each user now has a
+    bucket (PAYMENT_BURST, PAYMENTS_PER_SECOND); other users and services are not held."""
+    settings = dataclasses.replace(
+        make_settings(database_url, fake_users[1], jwks.port, service_keys),
+        payment_burst=3,
+        payments_per_second=0.01,
+    )
+    running = await app.start(settings)
+    users = fake_users[0]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            anon = payment_pb2_grpc.PaymentServiceStub(channel)
+            ann, bob = users.add(), users.add()
+            as_ann, as_bob = bearer(jwks.mint(ann)), bearer(jwks.mint(bob))
+            for _ in range(3):
+                await anon.CreatePayment(
+                    payment_pb2.CreatePaymentRequest(user_id=ann, amount=1), metadata=as_ann
+                )
+            err = await expect_refused(
+                anon.CreatePayment(
+                    payment_pb2.CreatePaymentRequest(user_id=ann, amount=1), metadata=as_ann
+                ),
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            )
+            assert err.details().startswith("too many payments for this user; retry in")
+            await anon.CreatePayment(
+                payment_pb2.CreatePaymentRequest(user_id=bob, amount=1), metadata=as_bob
+            )
+        assert await running.pool.fetchval("SELECT count(*) FROM payments") == 4
+    finally:
+        await running.stop(0)
