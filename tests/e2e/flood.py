@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import math
 import multiprocessing
@@ -63,9 +64,14 @@ def _flood_child(
     out.close()
 
 
+def loopback_address(first_block: int, i: int) -> str:
+    """The i-th address from 127.0.`first_block`.1 on, 250 per block."""
+    return f"127.0.{first_block + i // 250}.{1 + i % 250}"
+
+
 def flood_address(i: int) -> str:
     """The i-th attacker address (127.0.1.1 on): not 127.0.0.1, where the probes are."""
-    return f"127.0.{1 + i // 250}.{1 + i % 250}"
+    return loopback_address(1, i)
 
 
 async def login_flood(
@@ -162,6 +168,13 @@ class LoginStats:
             return math.nan
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
+    async def record(self, call: Callable[[], Awaitable[object]]) -> None:
+        """Make one call and note how long it took and how it ended."""
+        start = time.monotonic()
+        code = await outcome(call())
+        self.latencies.append(time.monotonic() - start)
+        self.codes[code] += 1
+
     def summary(self) -> str:
         return (
             f"{self.attempts} logins, {self.success_rate:.1%} succeeded, "
@@ -187,14 +200,7 @@ async def probe_logins(
 
     async def caller() -> None:
         while time.monotonic() < end:
-            start = time.monotonic()
-            try:
-                await auth.Login(request, timeout=call_deadline_s)
-                code = "OK"
-            except grpc.aio.AioRpcError as err:
-                code = err.code().name
-            stats.latencies.append(time.monotonic() - start)
-            stats.codes[code] += 1
+            await stats.record(functools.partial(auth.Login, request, timeout=call_deadline_s))
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return stats
@@ -202,7 +208,7 @@ async def probe_logins(
 
 def new_address(i: int) -> str:
     """The i-th address of a legitimate caller never seen before (127.0.200.1 on)."""
-    return f"127.0.{200 + i // 250}.{1 + i % 250}"
+    return loopback_address(200, i)
 
 
 async def probe_logins_from_new_addresses(
@@ -221,12 +227,6 @@ async def probe_logins_from_new_addresses(
             SourceAddressProxy((host, int(port)), new_address(i)) as proxy,
             grpc.aio.insecure_channel(proxy.address) as channel,
         ):
-            start = time.monotonic()
-            try:
-                await auth_pb2_grpc.AuthServiceStub(channel).Login(request, timeout=call_deadline_s)
-                code = "OK"
-            except grpc.aio.AioRpcError as err:
-                code = err.code().name
-            stats.latencies.append(time.monotonic() - start)
-            stats.codes[code] += 1
+            login = auth_pb2_grpc.AuthServiceStub(channel).Login
+            await stats.record(functools.partial(login, request, timeout=call_deadline_s))
     return stats

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
@@ -141,3 +142,10 @@ async def sign_up_and_log_in(
     user = await system.users.CreateUser(user_pb2.CreateUserRequest(email=email, password=password))
     login = await system.auth.Login(auth_pb2.LoginRequest(email=email, password=password))
     return user.user_id, bearer(login.token)
+
+
+@pytest.fixture
+async def system(new_database, tmp_path) -> AsyncIterator[System]:
+    """The three services for one test (a pytest fixture: import it into a conftest)."""
+    async with running_system(new_database, tmp_path) as running:
+        yield running

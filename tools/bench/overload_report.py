@@ -14,6 +14,7 @@ from tools.bench.overload import (
     SAMPLE_MIN,
     SAMPLE_SHARE,
     UNPROTECTED,
+    UNPROTECTED_SETTINGS,
     Ledger,
     OpenRow,
 )
@@ -25,10 +26,8 @@ GOAL_UP_TO = 0.8  # of the peak
 GOAL_GOOD_OF_OFFERED = 0.99  # up to GOAL_UP_TO
 GOAL_GOODPUT = 0.9  # of the peak, at the top share, and never below the unprotected arm
 METHODS = ("GetUser", "CreatePayment")
-ARM_NOTES = {
-    PROTECTED: " (the defaults)",
-    UNPROTECTED: " (OVERLOAD_SHEDDING=false, GRPC_MAX_CONCURRENT_STREAMS=0)",
-}
+UNPROTECTED_TEXT = ", ".join(f"{k}={v}" for k, v in UNPROTECTED_SETTINGS.items())
+ARM_NOTES = {PROTECTED: " (the defaults)", UNPROTECTED: f" ({UNPROTECTED_TEXT})"}
 
 
 def _ms(value: float) -> str:
@@ -213,8 +212,8 @@ def render(
         'concurrency limit at the end of the point, summed over the workers; "started" '
         'below "offered" means the load generators fell behind their schedule. Every share '
         "runs in every arm, one after the other: with the protection (the defaults), then "
-        "unprotected (OVERLOAD_SHEDDING=false and GRPC_MAX_CONCURRENT_STREAMS=0 on the "
-        "services involved), then any other arm named below with its settings.",
+        f"unprotected ({UNPROTECTED_TEXT} on the services involved), then any other arm "
+        "named below with its settings.",
         width=92,
         break_on_hyphens=False,
     )

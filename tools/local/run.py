@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = {f"{s.name} gRPC": ports[s.name] for s in SERVICES}
     for offset, s in enumerate(SERVICES):
+        first = metrics_port(offset)
         for worker in range(workers):
-            port = metrics_port(offset)
-            wanted[f"{s.name} metrics (worker {worker})"] = port + worker if port else 0
+            wanted[f"{s.name} metrics (worker {worker})"] = first + worker if first else 0
     try:
         check_free(args.host.strip("[]"), wanted)
     except RuntimeError as exc:

@@ -211,10 +211,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if token == "":
                 raise Unauthenticated("authorization metadata must be `Bearer <token>`")
             principal = await verifier.verify(token)
-            counted = self._max_per_user is not None and not principal.is_service
-            if counted:
-                cap = self._max_per_user
-                assert cap is not None  # counted implies a cap
+            cap = None if principal.is_service else self._max_per_user
+            if cap is not None:
                 if self._in_flight[principal.subject] >= cap:
                     await abort_retry_later(
                         context, "too many calls in flight for this user", USER_RETRY_AFTER_S
@@ -225,7 +223,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 return await inner(request, context)
             finally:
                 principal_var.reset(reset)
-                if counted:
+                if cap is not None:
                     self._in_flight[principal.subject] -= 1
                     if not self._in_flight[principal.subject]:
                         del self._in_flight[principal.subject]
