@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The C++ client's end-to-end test, across the repository's two Bazel workspaces: builds
-# //:micro_client in the C++ client's module (clients/cpp), then runs
-# //tests/cpp_client:micro_client_test here with the binary's path in MICRO_CLIENT.
-# Arguments go to the test command (e.g. --test_output=streamed). BAZEL overrides the Bazel
-# to run (tools/bazel by default, which finds bazelisk or builds the offline root).
+# The tests of the C++ client's module's programs, across the repository's two Bazel
+# workspaces: builds //:micro_client and //openloop:micro_openloop in clients/cpp
+# (tools/cpp_build.sh), then runs the tests here that use them, with the programs' paths in
+# MICRO_CLIENT and MICRO_OPENLOOP. Arguments go to the test command (e.g.
+# --test_output=streamed). BAZEL overrides the Bazel to run.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bazel="${BAZEL:-$repo/tools/bazel}"
 
-cd "$repo/clients/cpp"
-"$bazel" build //:micro_client
-client="$("$bazel" cquery --output=files //:micro_client 2>/dev/null)"
-exec_root="$("$bazel" info execution_root 2>/dev/null)"
-[[ -x "$exec_root/$client" ]] || { echo "cpp_client_test: no client at $exec_root/$client" >&2; exit 1; }
+programs=()
+while IFS= read -r program; do programs+=("$program"); done \
+  < <("$repo/tools/cpp_build.sh" //:micro_client //openloop:micro_openloop)
+((${#programs[@]} == 2)) || { echo "cpp_client_test: the C++ build printed no programs" >&2; exit 1; }
 
 cd "$repo"
-exec "$bazel" test //tests/cpp_client:micro_client_test --test_env=MICRO_CLIENT="$exec_root/$client" "$@"
+exec "$bazel" test //tests/cpp_client:micro_client_test //tools/bench:native_openloop_test \
+  --test_env=MICRO_CLIENT="${programs[0]}" --test_env=MICRO_OPENLOOP="${programs[1]}" "$@"

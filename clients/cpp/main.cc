@@ -14,6 +14,7 @@
 #include "auth/v1/auth.grpc.pb.h"
 #include "options.h"
 #include "payment/v1/payment.grpc.pb.h"
+#include "status_names.h"
 #include "token.h"
 #include "user/v1/user.grpc.pb.h"
 
@@ -24,31 +25,6 @@ using google::protobuf::util::TimeUtil;
 
 constexpr int kExitRpcFailed = 1;
 constexpr int kExitUsage = 2;
-
-// gRPC C++ has no public name for a status code; these are the names of the gRPC spec
-// (and of every other language's API), which is what a reader searches for.
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNRECOGNIZED";
-  }
-}
 
 // One line on stderr naming the step, the service's address and the status, e.g.
 // `micro_client: log in (authsvc at 127.0.0.1:50053) failed: UNAUTHENTICATED: ...`.

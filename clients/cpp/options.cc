@@ -1,23 +1,10 @@
 #include "options.h"
 
-#include <charconv>
 #include <map>
-#include <string_view>
-#include <system_error>
+
+#include "flags.h"
 
 namespace micro_client {
-namespace {
-
-// A hand-written parser: the flags library that would do this (absl's) is a Bazel module
-// online but only a set of system libraries offline, and a dozen `--name=value` flags do
-// not justify bridging the two.
-bool ParseInt(std::string_view text, std::int64_t& out) {
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out);
-  return ec == std::errc() && ptr == end && !text.empty();
-}
-
-}  // namespace
 
 std::string Usage() {
   return "usage: micro_client --usersvc=HOST:PORT --authsvc=HOST:PORT --paymentsvc=HOST:PORT\n"
@@ -31,33 +18,17 @@ std::string Usage() {
 }
 
 std::optional<Options> ParseOptions(int argc, char** argv, std::string& error) {
-  std::map<std::string, std::string> values;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      Options help;
-      help.help = true;
-      return help;
-    }
-    if (arg.substr(0, 2) != "--") {
-      error = "unexpected argument '" + std::string(arg) + "'\n" + Usage();
-      return std::nullopt;
-    }
-    arg.remove_prefix(2);
-    std::string name, value;
-    if (auto eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < argc) {
-      name = arg;
-      value = argv[++i];
-    } else {
-      error = "--" + std::string(arg) + " needs a value\n" + Usage();
-      return std::nullopt;
-    }
-    values[name] = value;
+  bool help = false;
+  auto values = SplitFlags(argc, argv, help, error);
+  if (help) {
+    Options options;
+    options.help = true;
+    return options;
   }
-
+  if (!values) {
+    error += Usage();
+    return std::nullopt;
+  }
   Options options;
   const std::map<std::string, std::string*> strings = {
       {"usersvc", &options.usersvc},
@@ -71,7 +42,7 @@ std::optional<Options> ParseOptions(int argc, char** argv, std::string& error) {
       {"idempotency-key", &options.idempotency_key},
   };
   std::string missing;
-  for (const auto& [name, value] : values) {
+  for (const auto& [name, value] : *values) {
     if (auto it = strings.find(name); it != strings.end()) {
       *it->second = value;
     } else if (name == "amount") {
@@ -93,7 +64,7 @@ std::optional<Options> ParseOptions(int argc, char** argv, std::string& error) {
   }
   for (const char* required :
        {"usersvc", "authsvc", "paymentsvc", "email", "password", "amount"}) {
-    if (values.count(required) == 0) {
+    if (values->count(required) == 0) {
       missing += std::string(missing.empty() ? "" : ", ") + "--" + required;
     }
   }

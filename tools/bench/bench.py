@@ -31,7 +31,8 @@ from auth.v1 import auth_pb2, auth_pb2_grpc
 from tools.bench import h2load, openloop, overload, overload_report, profile
 from tools.bench.h2load import H2Load
 from tools.bench.load import LoadGenerator, PointResult
-from tools.bench.openloop import OpenLoopGenerator
+from tools.bench.native_openloop import NativeOpenLoopDriver
+from tools.bench.openloop import OpenLoopDriver, OpenLoopGenerator
 from tools.bench.pgbench import run_pgbench
 from tools.bench.sections import error_cell, replace_section
 from tools.bench.system import DATABASES, System, cpu_seconds
@@ -158,6 +159,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the default, starts every call's deadline at its scheduled time, which a stream "
         "bound needs (h2load starts it when a call leaves its queue); below 1 the servers "
         "keep more of the cores",
+    )
+    parser.add_argument(
+        "--open-loop-driver",
+        type=Path,
+        default=None,
+        metavar="MICRO_OPENLOOP",
+        help="the C++ open-loop driver (tools/cpp_build.sh //openloop:micro_openloop prints "
+        "its path), in place of the Python one: a fraction of its CPU per call, so the servers "
+        "keep the cores (tools/bench/README.md)",
     )
     parser.add_argument(
         "--deadline",
@@ -578,7 +588,7 @@ Load average when the run started: {load_avg}.
 
 def _open_point(
     h2: H2Load,
-    sampler: OpenLoopGenerator,
+    sampler: OpenLoopDriver,
     system: System,
     args: argparse.Namespace,
     user_id: str,
@@ -637,7 +647,11 @@ def open_loop(
         return [], None
     rows: list[overload.OpenRow] = []
     ledger_from = overload.count_rows(system.urls["paymentsvc"])
-    sampler = OpenLoopGenerator(args.client_processes)
+    sampler: OpenLoopDriver = (
+        NativeOpenLoopDriver(args.open_loop_driver)
+        if args.open_loop_driver
+        else OpenLoopGenerator(args.client_processes)
+    )
     try:
         for method, server in (("GetUser", "usersvc"), ("CreatePayment", "paymentsvc")):
             peak = _peak(run.series(method))
@@ -818,6 +832,7 @@ def main(argv: list[str] | None = None) -> int:
             plot=link,
             notes=run.open_notes,
             sample_share=args.open_loop_sample_share,
+            native_driver=args.open_loop_driver is not None,
         )
         replace_section(args.out, "openloop", section)
         print(f"[bench] wrote {args.plot}", flush=True)

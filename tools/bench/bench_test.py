@@ -41,26 +41,11 @@ from tools.bench.overload import (
     parse_arm,
 )
 from tools.bench.sections import replace_section
+from tools.bench.serving import Served
+from tools.bench.serving import scrape as _scrape
+from tools.bench.serving import serving as _serving
+from tools.bench.serving import start as _start
 from user.v1 import user_pb2, user_pb2_grpc
-
-EMPTY_SERVER = os.environ.get("EMPTY_SERVER", "")
-
-
-def _start(
-    workers: str, port: int, metrics_port: int = 0, extra_env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "WORKERS": workers,
-        "GRPC_PORT": str(port),
-        "METRICS_PORT": str(metrics_port),
-        "LOG_LEVEL": "WARNING",
-        **(extra_env or {}),
-    }
-    return subprocess.Popen(  # noqa: S603 - the empty_server binary from runfiles
-        [str(Path(EMPTY_SERVER).resolve())], env=env, stderr=subprocess.PIPE
-    )
-
 
 def _answering_pids(addr: str, connections: int) -> set[str]:
     pids = set()
@@ -72,30 +57,6 @@ def _answering_pids(addr: str, connections: int) -> set[str]:
             )
             pids.add(resp.display_name)
     return pids
-
-
-@dataclass(frozen=True)
-class Served:
-    proc: subprocess.Popen[bytes]
-    addr: str
-    metrics_urls: list[str]
-
-
-@contextlib.contextmanager
-def _serving(workers: int, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
-    # Worker i serves its metrics on METRICS_PORT + i.
-    port, metrics_port = free_port(), free_port_block(workers)
-    proc = _start(str(workers), port, metrics_port, extra_env)
-    urls = [f"http://127.0.0.1:{metrics_port + i}/metrics" for i in range(workers)]
-    try:
-        wait_healthy(f"127.0.0.1:{port}", proc)
-        for i in range(workers):
-            _scrape(metrics_port + i)  # every worker serves before the first measurement
-        yield Served(proc, f"127.0.0.1:{port}", urls)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -118,19 +79,6 @@ def test_workers_share_one_port_and_stop_together(two_workers: Served) -> None:
     worker_pids = [int(p.split()[1]) for p in pids]
     for pid in worker_pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
-
-
-def _scrape(port: int) -> str:
-    # A worker opens its endpoint once it serves; the other may still be starting.
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                return resp.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_each_worker_serves_its_own_metrics_port() -> None:

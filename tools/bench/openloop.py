@@ -22,6 +22,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 
@@ -64,6 +65,7 @@ class OpenWorkerResult:
     unknown_keys: list[str] = field(default_factory=list)  # other failures: outcome unknown
     cpu_s: float = 0.0
     wall_s: float = 0.0  # over which cpu_s was spent
+    error_messages: dict[str, str] = field(default_factory=dict)  # a message per error code
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,32 @@ class OpenPoint:
     acked: list[str]
     shed_keys: list[str]
     unknown_keys: list[str]
+    error_messages: dict[str, str] = field(default_factory=dict)
 
     @property
     def goodput(self) -> float:
         return self.ok / self.duration_s
+
+
+class OpenLoopDriver(Protocol):
+    """What the bench needs of a driver: this module's Python one, or the C++ one
+    (native_openloop.py)."""
+
+    def run(
+        self,
+        method: str,
+        target: str,
+        rate: float,
+        *,
+        duration_s: float,
+        warmup_s: float,
+        user_id: str,
+        token: str = "",
+        start_at: float | None = None,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+    ) -> OpenPoint: ...
+
+    def close(self) -> None: ...
 
 
 def _encoder(job: OpenJob):  # type: ignore[no-untyped-def]
@@ -143,6 +167,7 @@ async def _run(job: OpenJob) -> OpenWorkerResult:
                 code = "OK"
             except grpc.aio.AioRpcError as exc:
                 code = exc.code().name
+                result.error_messages.setdefault(code, exc.details() or "")
             elapsed_ms = (loop.time() - scheduled) * 1000
             if job.method == "CreatePayment":
                 # Every call's key, warm-up included: the database check covers them all.
@@ -269,4 +294,5 @@ def combine(results: list[OpenWorkerResult], rate: float, duration_s: float) -> 
         acked=[k for r in results for k in r.acked],
         shed_keys=[k for r in results for k in r.shed_keys],
         unknown_keys=[k for r in results for k in r.unknown_keys],
+        error_messages={c: m for r in results for c, m in r.error_messages.items()},
     )

@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tools.bench import h2load
 from tools.bench.h2load import H2Load
 from tools.bench.load import percentile
-from tools.bench.openloop import DEFAULT_DEADLINE_S, OpenLoopGenerator, OpenPoint
+from tools.bench.openloop import DEFAULT_DEADLINE_S, OpenLoopDriver, OpenPoint
 
 # The open loop's arms: the services as configured by default, and the same with no
 # protection (UNPROTECTED_SETTINGS); bench.py may add others (--open-loop-arm).
@@ -140,7 +140,7 @@ def shed_reasons(urls: Sequence[str], grpc_method: str) -> Counter[str]:
 
 def measure(
     h2: H2Load,
-    sampler: OpenLoopGenerator,
+    sampler: OpenLoopDriver,
     *,
     method: str,
     target: str,
