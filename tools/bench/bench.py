@@ -167,7 +167,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="MICRO_OPENLOOP",
         help="the C++ open-loop driver (tools/cpp_build.sh //openloop:micro_openloop prints "
         "its path), in place of the Python one: a fraction of its CPU per call, so the servers "
-        "keep the cores (tools/bench/README.md)",
+        "keep the cores (tools/bench/run.sh builds it and passes it)",
     )
     parser.add_argument(
         "--deadline",
@@ -624,7 +624,8 @@ def _open_point(
         f"{row.goodput:7.0f}/s ok {row.shed:7.0f}/s shed p50={s.ok_p50_ms:.1f} "
         f"p99={s.ok_p99_ms:.1f} shed p99={s.shed_p99_ms:.1f} limit={row.limit:.0f} "
         f"shed_by={row.shed_by} "
-        f"errors={row.errors} arm={arm}",
+        f"errors={row.errors} client={dict(s.errors)} lag99={s.lag_p99_ms:.0f} "
+        f"client_cpu={s.client_cpu:.2f} arm={arm}",
         flush=True,
     )
     return row

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import math
 import os
 import shutil
 import signal
-import subprocess
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -46,6 +42,7 @@ from tools.bench.serving import scrape as _scrape
 from tools.bench.serving import serving as _serving
 from tools.bench.serving import start as _start
 from user.v1 import user_pb2, user_pb2_grpc
+
 
 def _answering_pids(addr: str, connections: int) -> set[str]:
     pids = set()

@@ -14,7 +14,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from libs.platform.overload.core import CoreLimits
+from libs.platform.overload.core import QUEUE, REFUSE, CoreLimits
 from libs.platform.testing.net import free_port
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from tools.bench.native_openloop import NativeOpenLoopDriver
@@ -70,12 +70,12 @@ class _Payments(payment_pb2_grpc.PaymentServiceServicer):
 
 
 @contextlib.contextmanager
-def _payments(delay_s: float, streams: int) -> Iterator[tuple[str, _Payments]]:
+def _payments(delay_s: float, streams: int, excess: str = QUEUE) -> Iterator[tuple[str, _Payments]]:
     servicer = _Payments(delay_s)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8),
-        # The stream bound as the services set it (GRPC_MAX_CONCURRENT_STREAMS).
-        options=CoreLimits(max_concurrent_streams=streams).server_options(),
+        # The stream bound as the services set it (GRPC_EXCESS_STREAMS).
+        options=CoreLimits(max_concurrent_streams=streams, excess_streams=excess).server_options(),
     )
     payment_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server)
     port = free_port()
@@ -121,9 +121,25 @@ def test_a_queued_call_spends_its_deadline_waiting_in_the_client() -> None:
     assert point.ok_p99_ms <= 500 + 50
 
 
+def test_streams_beyond_a_refusing_bound_fail_at_once_without_running() -> None:
+    # The same load with the excess refused by the transport (GRPC_EXCESS_STREAMS=refuse):
+    # a call whose caller gave up still holds its stream in the server until its handler
+    # ends, so the next stream on that connection is refused, long before its deadline.
+    with _payments(delay_s=0.2, streams=1, excess=REFUSE) as (addr, servicer):
+        point = NativeOpenLoopDriver(DRIVER, channels=1).run(
+            "CreatePayment", addr, 40, duration_s=1.0, warmup_s=0.0, user_id="u", deadline_s=0.5
+        )
+    refused = point.errors.get("UNAVAILABLE", 0)
+    assert refused >= 10, point.errors
+    assert "RST_STREAM with error code 7" in point.error_messages["UNAVAILABLE"]
+    # Refused calls never reached a handler: the server saw only the others.
+    assert servicer.calls <= 40 - refused
+
+
 def test_a_mistake_in_the_flags_names_the_flag() -> None:
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 - the driver under test
         [DRIVER, "--target=127.0.0.1:1", "--user-id=u", "--rate=1", "--method=DeleteUser"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=30,

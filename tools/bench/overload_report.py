@@ -48,10 +48,10 @@ def table(rows: Sequence[OpenRow]) -> str:
         (
             "| offered (of peak) | offered/s | started/s | OK within deadline/s (of offered, of "
             "peak) | OK/s (servers) | shed/s (limit, queue) | admitted p50 ms | admitted p99 ms "
-            "| shed p50 ms | shed p99 ms | every answer p99 ms (h2load) | other errors | limit "
-            "| sample calls |"
+            "| shed p50 ms | shed p99 ms | every answer p99 ms (h2load) | other errors (servers) "
+            "| other errors (clients; refused streams are UNAVAILABLE) | limit | sample calls |"
         ),
-        "|" + " ---: |" * 11 + " --- | ---: | ---: |",
+        "|" + " ---: |" * 11 + " --- | --- | ---: | ---: |",
     ]
     for r in rows:
         s = r.sample
@@ -62,7 +62,8 @@ def table(rows: Sequence[OpenRow]) -> str:
             f"({good / r.offered:.0%}, {good / r.peak:.0%}) | {r.goodput:,.0f} "
             f"| {r.shed:,.0f} ({_share(r, 'limit')}, {_share(r, 'queue')}) "
             f"| {_ms(s.ok_p50_ms)} | {_ms(s.ok_p99_ms)} | {_ms(s.shed_p50_ms)} "
-            f"| {_ms(s.shed_p99_ms)} | {_ms(r.all_p99_ms)} | {errors} | {r.limit:.0f} "
+            f"| {_ms(s.shed_p99_ms)} | {_ms(r.all_p99_ms)} | {errors} | {error_cell(s.errors)} "
+            f"| {r.limit:.0f} "
             f"| {s.sent:,} |"
         )
     return "\n".join(out)

@@ -11,7 +11,13 @@ over the window (/proc/PID/stat) is divided by the answers h2load got. The kinds
   interceptor  the adaptive limit fixed at 1 (libs/platform/overload/shedding.py)
   core         GRPC_MAX_CONCURRENT_RPCS=1: grpc.aio's own refusal, before any interceptor
   expired      no protection; each call arrives with its deadline already past (1 us)
-  streams      GRPC_MAX_CONCURRENT_STREAMS=1: the client queues its own calls
+  streams      GRPC_MAX_CONCURRENT_STREAMS=1, GRPC_EXCESS_STREAMS=queue: the client queues
+               its own calls
+  refused      GRPC_MAX_CONCURRENT_STREAMS=1, GRPC_EXCESS_STREAMS=refuse (the default mode):
+               gRPC's transport answers streams beyond the bound with RST_STREAM
+               REFUSED_STREAM. h2load keeps to the server's SETTINGS, so this kind's load is
+               the C++ open-loop driver's (--open-loop-driver; tools/bench/run.sh passes it), at
+               REFUSED_RATE calls/s over 8 connections; without the driver it is left out.
 
 In the three refusing kinds the handler holds its place for HOLD_S without using the CPU,
 so the one place is taken and nearly every call is refused: at most DURATION_S / HOLD_S
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import datetime as dt
 import os
 import subprocess
@@ -33,15 +40,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.platform.overload.core import NO_CORE_LIMITS, CoreLimits
+from libs.platform.overload.core import NO_CORE_LIMITS, QUEUE, REFUSE, CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.server import ServiceRegistration, start_server
 from libs.platform.testing.net import free_port
 from tools.bench.h2load import H2Load, Shape, grpc_frame, request
+from tools.bench.native_openloop import NativeOpenLoopDriver
 from user.v1 import user_pb2, user_pb2_grpc
 
-KINDS = ("served", "interceptor", "core", "expired", "streams")
+KINDS = ("served", "interceptor", "core", "expired", "streams", "refused")
+REFUSED_RATE = 4000.0
 CONNECTIONS, STREAMS = 4, 16
 DURATION_S, WARMUP_S = 5.0, 1.0
 HOLD_S = 0.05
@@ -60,10 +69,11 @@ class Handler(user_pb2_grpc.UserServiceServicer):
 
 
 async def _serve(kind: str, port: int) -> None:
-    holds = kind in ("interceptor", "core", "streams")
+    holds = kind in ("interceptor", "core", "streams", "refused")
     core = {
         "core": CoreLimits(max_concurrent_rpcs=1),
-        "streams": CoreLimits(max_concurrent_streams=1),
+        "streams": CoreLimits(max_concurrent_streams=1, excess_streams=QUEUE),
+        "refused": CoreLimits(max_concurrent_streams=1, excess_streams=REFUSE),
     }.get(kind, NO_CORE_LIMITS)
     server = await start_server(
         [
@@ -99,7 +109,33 @@ class Row:
         return self.cpu_s / self.answers * 1000 if self.answers else float("nan")
 
 
-def measure(h2: H2Load, kind: str) -> Row:
+def _native(driver: NativeOpenLoopDriver, server: subprocess.Popen[str], port: int) -> Row:
+    start_at = time.time() + 1.0 + WARMUP_S
+    cpu: dict[float, float] = {}
+
+    def sample(at: float) -> None:
+        time.sleep(max(0.0, at - time.time()))
+        cpu[at] = _cpu_s(server.pid)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        marks = [pool.submit(sample, start_at), pool.submit(sample, start_at + DURATION_S)]
+        point = driver.run(
+            "GetUser",
+            f"127.0.0.1:{port}",
+            REFUSED_RATE,
+            duration_s=DURATION_S,
+            warmup_s=WARMUP_S,
+            user_id="00000000-0000-0000-0000-000000000001",
+            start_at=start_at,
+            deadline_s=10.0,
+        )
+        for mark in marks:
+            mark.result()
+    answers = point.ok + point.shed + sum(point.errors.values())
+    return Row("refused", answers, cpu[start_at + DURATION_S] - cpu[start_at])
+
+
+def measure(h2: H2Load, kind: str, driver: NativeOpenLoopDriver | None = None) -> Row:
     port = free_port()
     server = subprocess.Popen(  # noqa: S603 - this program, serving
         [sys.executable, __file__, "--serve", kind, "--port", str(port)],
@@ -111,6 +147,9 @@ def measure(h2: H2Load, kind: str) -> Row:
         assert server.stdout is not None
         if server.stdout.readline().strip() != "serving":
             raise RuntimeError(f"{kind}: the server did not start")
+        if kind == "refused":
+            assert driver is not None
+            return _native(driver, server, port)
         with tempfile.TemporaryDirectory(prefix="micro-refusals-") as tmp:
             body, log = Path(tmp) / "request.bin", Path(tmp) / "requests.tsv"
             body.write_bytes(grpc_frame(request("GetUser", "00000000-0000-0000-0000-000000000001")))
@@ -163,6 +202,13 @@ def render(rows: list[Row], rounds: int) -> str:
         f"for {HOLD_S * 1000:g} ms: its CPU per answer is a held call's, and what counts is the",
         "server's CPU while the clients queue the other calls themselves.",
     ]
+    if any(r.kind == "refused" for r in rows):
+        lines += [
+            "",
+            f"The `refused` row's load is the C++ open-loop driver at {REFUSED_RATE:,.0f} calls/s",
+            "(h2load keeps to the server's SETTINGS, so it never exceeds the bound); its answers",
+            "are nearly all `UNAVAILABLE: Received RST_STREAM with error code 7`.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -174,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--h2load", default="h2load")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--open-loop-driver",
+        type=Path,
+        default=None,
+        help="the C++ open-loop driver (tools/cpp_build.sh //openloop:micro_openloop), for "
+        "the `refused` kind",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(workspace) / "tools/bench/results/refusals.md"
     )
     args = parser.parse_args(argv)
@@ -181,11 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args.serve, args.port))
         return 0
     h2 = H2Load(args.h2load)
-    runs: dict[str, list[Row]] = {kind: [] for kind in KINDS}
+    driver = NativeOpenLoopDriver(args.open_loop_driver) if args.open_loop_driver else None
+    kinds = [k for k in KINDS if driver or k != "refused"]
+    runs: dict[str, list[Row]] = {kind: [] for kind in kinds}
     for i in range(args.rounds):
         # Alternate the order so that drift falls on every kind alike.
-        for kind in KINDS if i % 2 == 0 else reversed(KINDS):
-            row = measure(h2, kind)
+        for kind in kinds if i % 2 == 0 else reversed(kinds):
+            row = measure(h2, kind, driver)
             runs[kind].append(row)
             print(
                 f"[refusals] {kind:<12} {row.answers / DURATION_S:8,.0f}/s "

@@ -42,13 +42,19 @@ idle server has shown nothing about higher concurrency). Everything takes the ti
 argument, so tests drive it with made-up clocks and latencies.
 
 This limit sees only calls that reached a handler. When the process itself is short of CPU
-the queue forms earlier, inside gRPC's core; queue.py watches that one.
+the queue forms earlier, inside gRPC's core; queue.py watches that one. It is also what
+tells the two causes of slow calls apart: handler latency rises both when a dependency
+slows down and when the process runs out of CPU, but only the second makes new calls wait
+before any handler runs. While that wait stands (`cpu_short`), the limit does not shrink:
+fewer calls in flight cannot give a CPU-bound process its time back, and every refusal
+costs it most of what serving a cheap call does (README.md, the measured costs).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # Envoy's and Netflix's bounds on one step: halve at most, double at most.
@@ -89,9 +95,18 @@ class LimitPolicy:
             raise ValueError("smoothing must be in (0, 1]")
 
 
+def _never() -> bool:
+    return False
+
+
 class AdaptiveLimit:
-    def __init__(self, policy: LimitPolicy, now: float) -> None:
+    def __init__(
+        self, policy: LimitPolicy, now: float, cpu_short: Callable[[], bool] = _never
+    ) -> None:
+        """`cpu_short` tells whether calls now wait before the handlers (queue.py's
+        standing wait): the latency the limit sees then is the CPU's, not a dependency's."""
         self.policy = policy
+        self._cpu_short = cpu_short
         self._limit = float(policy.initial)
         self.in_flight = 0
         self._window_start = now
@@ -103,6 +118,7 @@ class AdaptiveLimit:
         self._previous: dict[str, float] = {}
         # The last window's median latency over what is allowed: above 1 the limit shrinks.
         self.last_slowdown: float | None = None
+        self.held = 0  # windows in which the limit would have shrunk but the CPU was short
 
     @property
     def limit(self) -> int:
@@ -154,6 +170,9 @@ class AdaptiveLimit:
         p = self.policy
         slowdown = statistics.median(self._samples)
         gradient = min(MAX_GRADIENT, max(MIN_GRADIENT, 1 / slowdown))
+        if gradient < 1 and self._cpu_short():
+            gradient = 1.0
+            self.held += 1
         target = self._limit * gradient + math.sqrt(self._limit)
         if target > self._limit and self._window_peak < self._limit / 2:
             target = self._limit

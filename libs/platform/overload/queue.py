@@ -89,6 +89,12 @@ class QueueGate:
             if self.fraction < MIN_FRACTION:
                 self.fraction = 0.0
 
+    @property
+    def standing(self) -> bool:
+        """Whether calls waited before the handlers longer than the target throughout the
+        last interval: the process is short of CPU."""
+        return self.last_wait > self.policy.target_seconds
+
     def refuse_next(self) -> bool:
         """Whether to refuse the call arriving now."""
         if not self.fraction or not self.policy.refuse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.platform import config as c
-from libs.platform.overload.core import CoreLimits
+from libs.platform.overload.core import EXCESS_STREAMS, REFUSE, CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.overload.retries import RetryPolicy
@@ -37,14 +37,20 @@ class OverloadSettings:
     retry_budget_window_seconds: float = c.setting(_RETRY.window_seconds, min=0.1, max=3600.0)
     retry_max_per_call: int = c.setting(_RETRY.max_retries, min=0, max=10)
     # 0: no bound (core.py). Calls in flight per process that grpc.aio takes from core, and
-    # streams per HTTP/2 connection.
+    # streams per HTTP/2 connection. The stream bound, its excess refused by gRPC's
+    # transport, is what keeps goodput at twice the peak when every caller has a connection
+    # of its own; it is off by default because a connection that carries many users' calls
+    # (another service's, a gateway's) meets it too (README.md here, "The stream bound").
     grpc_max_concurrent_rpcs: int = c.setting(0, min=0, max=100_000)
     grpc_max_concurrent_streams: int = c.setting(0, min=0, max=100_000)
+    # Streams beyond that bound: refused by gRPC's transport at once, or queued by clients.
+    grpc_excess_streams: str = c.setting(REFUSE, choices=EXCESS_STREAMS)
 
     def core_limits(self) -> CoreLimits:
         return CoreLimits(
             max_concurrent_rpcs=self.grpc_max_concurrent_rpcs or None,
             max_concurrent_streams=self.grpc_max_concurrent_streams or None,
+            excess_streams=self.grpc_excess_streams,
         )
 
     def limit_policy(self) -> LimitPolicy | None:

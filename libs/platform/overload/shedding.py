@@ -50,8 +50,9 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
-        self.limit = AdaptiveLimit(policy, clock())
         self.queue = QueueGate(queue, clock())
+        gate = self.queue
+        self.limit = AdaptiveLimit(policy, clock(), cpu_short=lambda: gate.standing)
         self._metrics = metrics
         self.shed: Counter[tuple[str, str]] = Counter()  # refused calls by method, reason
         self._known: set[str] = set()

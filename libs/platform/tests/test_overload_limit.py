@@ -105,6 +105,23 @@ def test_queueing_within_the_allowance_does_not_shrink_the_limit() -> None:
     assert limit.limit == POLICY.min_limit
 
 
+def test_limit_holds_while_the_process_is_short_of_cpu_and_shrinks_after() -> None:
+    # Slow calls while new calls wait before the handlers: the CPU's doing, not a
+    # dependency's, and fewer calls in flight would not give the time back.
+    clock = Clock()
+    short = True
+    limit = AdaptiveLimit(POLICY, clock.now, cpu_short=lambda: short)
+    settle(limit, clock, 0.001, windows=10)
+    high = limit.limit
+    settle(limit, clock, 0.020, windows=50)
+    assert limit.limit >= high
+    assert limit.held > 0
+    # The same slowdown with the CPU to spare (a slow database): the limit follows it down.
+    short = False
+    settle(limit, clock, 0.020, windows=150)
+    assert limit.limit == POLICY.min_limit
+
+
 def test_an_idle_server_does_not_grow_its_limit() -> None:
     clock = Clock()
     limit = AdaptiveLimit(POLICY, clock.now)
@@ -188,6 +205,17 @@ def test_queue_gate_refuses_a_growing_share_while_calls_wait_and_stops_after() -
     probes(gate, clock, 0.0005, 10.0)
     assert gate.fraction == 0
     assert refused(gate, 1000) == 0
+
+
+def test_queue_gate_says_whether_a_queue_stands_before_the_handlers() -> None:
+    clock = Clock()
+    gate = QueueGate(QUEUE, clock.now)
+    probes(gate, clock, 0.0005, 1.0)
+    assert not gate.standing
+    probes(gate, clock, 0.0205, 0.4)  # 20 ms throughout, over the 5 ms target
+    assert gate.standing
+    probes(gate, clock, 0.0005, 0.4)
+    assert not gate.standing
 
 
 def test_queue_gate_that_may_not_refuse_only_measures() -> None:

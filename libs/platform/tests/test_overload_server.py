@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from libs.platform.overload.core import CoreLimits
+from libs.platform.overload.core import QUEUE, CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.overload.retries import RetryInterceptor, RetryPolicy, RetryStats
@@ -346,7 +346,9 @@ async def test_core_bound_refuses_before_any_handler_of_ours() -> None:
 
 
 async def test_stream_bound_makes_the_client_queue_its_own_calls() -> None:
-    served = await serve(policy=None, core=CoreLimits(max_concurrent_streams=1))
+    served = await serve(
+        policy=None, core=CoreLimits(max_concurrent_streams=1, excess_streams=QUEUE)
+    )
     try:
         # One connection: the second call is not even sent while the first holds the stream.
         held = asyncio.ensure_future(served.stub.GetUser(user_pb2.GetUserRequest(user_id="wait")))
