@@ -5,7 +5,6 @@ what the services recorded, read back through the Python stubs."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from dataclasses import dataclass
 
@@ -14,25 +13,13 @@ import pytest
 
 from auth.v1 import auth_pb2
 from libs.platform.testing.net import free_port
+from libs.platform.testing.programs import cpp_program
 from libs.platform.testing.security import bearer
 from payment.v1 import payment_pb2
 from tests.e2e.system import PASSWORD, System
 from user.v1 import user_pb2
 
-
-def _client() -> str:
-    # Built in the C++ client's own workspace, so it comes by path, not as Bazel data.
-    path = os.environ.get("MICRO_CLIENT", "")
-    if not os.access(path, os.X_OK):
-        pytest.fail(
-            f"MICRO_CLIENT={path!r} is not the built C++ client; run this test through "
-            "tools/cpp_client_test.sh, which builds it in clients/cpp and passes its path",
-            pytrace=False,
-        )
-    return path
-
-
-CLIENT = _client()
+CLIENT = cpp_program("MICRO_CLIENT")
 
 
 @dataclass

@@ -4,7 +4,6 @@ gRPC servers: its schedule, deadlines counted from the schedule, and outcomes by
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import threading
 import time
@@ -16,24 +15,12 @@ import pytest
 
 from libs.platform.overload.core import QUEUE, REFUSE, CoreLimits
 from libs.platform.testing.net import free_port
+from libs.platform.testing.programs import cpp_program
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from tools.bench.native_openloop import NativeOpenLoopDriver
 from tools.bench.serving import serving
 
-
-def _driver_path() -> str:
-    # Built in the C++ module's own workspace, so it comes by path, not as Bazel data.
-    path = os.environ.get("MICRO_OPENLOOP", "")
-    if not os.access(path, os.X_OK):
-        pytest.fail(
-            f"MICRO_OPENLOOP={path!r} is not the built driver; run this test through "
-            "tools/cpp_client_test.sh, which builds it in clients/cpp and passes its path",
-            pytrace=False,
-        )
-    return path
-
-
-DRIVER = _driver_path()
+DRIVER = cpp_program("MICRO_OPENLOOP")
 
 
 def test_sends_every_call_on_its_schedule_and_times_it() -> None:

@@ -71,3 +71,22 @@ def versioned_dirs(pattern: str, roots: Sequence[Path], subdir: str = "bin") -> 
 def _version(name: str) -> tuple[int, ...]:
     ver = name.split("@", 1)[1] if "@" in name else name
     return tuple(int(part) for part in ver.split(".") if part.isdigit())
+
+
+def cpp_program(variable: str) -> str:
+    """A program of the C++ module (clients/cpp) whose path a test takes from `variable`.
+
+    That module is a Bazel workspace of its own, so this one cannot name its programs as
+    data: tools/cpp_client_test.sh builds them there and passes their paths. A test run any
+    other way fails here with that command, not later with a missing file.
+    """
+    import pytest  # only the tests that call this have pytest; tools/ must not need it
+
+    path = os.environ.get(variable, "")
+    if not is_executable(Path(path)):
+        pytest.fail(
+            f"{variable}={path!r} is not a built program of clients/cpp; run this test "
+            "through tools/cpp_client_test.sh, which builds it there and passes its path",
+            pytrace=False,
+        )
+    return path
