@@ -3,13 +3,15 @@ empty-handler, two-hop chain and pgbench ceilings (closed loop), then latency an
 GetUser and CreatePayment against offered load (open loop); writes the runtime and open-loop
 sections of BENCHMARKS.md and the open-loop plot.
 
-    tools/bazel run //tools/bench:bench [-- --duration 3 --concurrency 1,8,32,64 --py-spy PATH]
+    tools/bench/run.sh [--duration 3 --concurrency 1,8,32,64 --py-spy PATH]
 
 Everything runs on loopback: a throwaway PostgreSQL, the three service binaries, bench-only
 empty servers, and the load: h2load (tools/bench/h2load.py) for the empty handler, the chain,
 GetUser and CreatePayment when it is installed (--load), Python client processes
-(tools/bench/load.py) for Login and as the fallback; the open loop is h2load's rate mode with
-a Python sample (tools/bench/overload.py).
+(tools/bench/load.py) for Login and as the fallback. The open loop (tools/bench/overload.py)
+comes from the C++ driver given with --open-loop-driver, which tools/bench/run.sh builds and
+passes (native_openloop.py), or else from Python client processes (openloop.py), which
+share the cores with the servers and run short of CPU above about half the peak.
 """
 
 from __future__ import annotations

@@ -45,11 +45,9 @@ This limit sees only calls that reached a handler. When the process itself is sh
 the queue forms earlier, inside gRPC's core; queue.py watches that one. It is also what
 tells the two causes of slow calls apart: handler latency rises both when a dependency
 slows down and when the process runs out of CPU, but only the second makes new calls wait
-before any handler runs. While that wait stands (`cpu_short`), the limit steps aside: it
-neither shrinks nor refuses. Fewer calls in flight cannot give a CPU-bound process its time
-back, and every refusal costs it most of what serving a cheap call does (README.md, the
-measured costs); with the limit refusing there, GetUser kept 6% of its peak at 150% load
-where no protection kept 27% (BENCHMARKS.md, sixth round).
+before any handler runs. While that wait stands (`cpu_short`), the limit does not shrink:
+fewer calls in flight cannot give a CPU-bound process its time back, and every refusal
+costs it most of what serving a cheap call does (README.md, the measured costs).
 """
 
 from __future__ import annotations
@@ -127,12 +125,11 @@ class AdaptiveLimit:
         return int(self._limit)
 
     def has_room(self) -> bool:
-        return self.in_flight < int(self._limit) or self._cpu_short()
+        return self.in_flight < int(self._limit)
 
     def try_acquire(self) -> bool:
-        """Take a place for a call, or False when calls in flight are at the limit (and the
-        process has the CPU to spare: see the module's doc)."""
-        if self.in_flight >= int(self._limit) and not self._cpu_short():
+        """Take a place for a call, or False when calls in flight are at the limit."""
+        if self.in_flight >= int(self._limit):
             return False
         self.in_flight += 1
         self._window_peak = max(self._window_peak, self.in_flight)

@@ -116,11 +116,6 @@ def test_limit_holds_while_the_process_is_short_of_cpu_and_shrinks_after() -> No
     settle(limit, clock, 0.020, windows=50)
     assert limit.limit >= high
     assert limit.held > 0
-    # Nor does it refuse: past the limit, calls are admitted while the CPU is short.
-    assert all(limit.try_acquire() for _ in range(limit.limit + 10))
-    assert limit.in_flight == limit.limit + 10
-    for _ in range(limit.limit + 10):
-        limit.release(METHOD, None, clock.now)
     # The same slowdown with the CPU to spare (a slow database): the limit follows it down.
     short = False
     settle(limit, clock, 0.020, windows=150)
