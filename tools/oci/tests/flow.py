@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -31,6 +32,29 @@ class Journey:
         )
 
 
+LOGIN_ATTEMPTS = 3
+
+
+async def _log_in(auth: auth_pb2_grpc.AuthServiceStub, email: str) -> auth_pb2.LoginResponse:
+    """Login as a client should: "retry later" (UNAVAILABLE) is tried again, a few times.
+
+    The images check passwords at production argon2 cost, and authsvc gives usersvc's check
+    USERSVC_TIMEOUT_SECONDS (2 s); with the other test targets on the same two cores, one
+    check in a CI run took longer (2026-12-07). Any other failure, or the same one every
+    time, still fails the journey.
+    """
+    for attempt in range(1, LOGIN_ATTEMPTS + 1):
+        try:
+            return await auth.Login(
+                auth_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == LOGIN_ATTEMPTS:
+                raise
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 async def signup_login_pay_list(channels: dict[str, grpc.aio.Channel], tag: str) -> Journey:
     """CreateUser, Login (authsvc asks usersvc), GetUser, CreatePayment, ListPayments.
 
@@ -41,9 +65,7 @@ async def signup_login_pay_list(channels: dict[str, grpc.aio.Channel], tag: str)
     created = await users.CreateUser(
         user_pb2.CreateUserRequest(email=email, password=PASSWORD), timeout=30
     )
-    login = await auth_pb2_grpc.AuthServiceStub(channels["authsvc"]).Login(
-        auth_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30
-    )
+    login = await _log_in(auth_pb2_grpc.AuthServiceStub(channels["authsvc"]), email)
     assert login.token and login.refresh_token
     bearer = (("authorization", f"Bearer {login.token}"),)
     got = await users.GetUser(
