@@ -149,9 +149,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="NAME:KEY=VALUE,...",
         help="an arm of the open loop: every share again with these settings on the services "
-        f"involved; repeatable (default: '{overload.UNPROTECTED}:"
-        + ",".join(f"{k}={v}" for k, v in overload.UNPROTECTED_SETTINGS.items())
-        + "')",
+        "involved; repeatable (default: "
+        + "; ".join(
+            f"'{name}:" + ",".join(f"{k}={v}" for k, v in settings.items()) + "'"
+            for name, settings in overload.DEFAULT_ARMS
+        )
+        + ")",
     )
     parser.add_argument(
         "--open-loop-sample-share",
@@ -665,7 +668,7 @@ def open_loop(
             common = (h2, sampler, system, args, user_id, token)
             protected = overload.PROTECTED
             rows += [_open_point(*common, **where, share=x, arm=protected) for x in shares]
-            arms = args.open_loop_arm or [(overload.UNPROTECTED, overload.UNPROTECTED_SETTINGS)]
+            arms = args.open_loop_arm or list(overload.DEFAULT_ARMS)
             for arm, settings in arms if args.open_loop_compare else []:
                 # The same shares in this arm, right after: what its settings change.
                 involved = (server, *CALLS_PER_REQUEST.get(server, ()))

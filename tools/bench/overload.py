@@ -48,6 +48,14 @@ UNPROTECTED = "unprotected"
 SAMPLE_SHARE = 0.1  # when h2load offers the rest (--open-loop-sample-share below 1)
 # No protection at all: neither the adaptive limit nor the per-connection stream bound.
 UNPROTECTED_SETTINGS = {"OVERLOAD_SHEDDING": "false", "GRPC_MAX_CONCURRENT_STREAMS": "0"}
+# The arms bench.py runs unless told otherwise: no protection (the reference the goals
+# compare with), and each protection a service can turn on, since the defaults turn on
+# neither (libs/platform/overload/README.md).
+DEFAULT_ARMS: tuple[tuple[str, dict[str, str]], ...] = (
+    (UNPROTECTED, UNPROTECTED_SETTINGS),
+    ("adaptive limit", {"OVERLOAD_SHEDDING": "true"}),
+    ("bound 16 refused", {"GRPC_MAX_CONCURRENT_STREAMS": "16", "GRPC_EXCESS_STREAMS": "refuse"}),
+)
 SAMPLE_MIN = 50.0  # calls/s: enough for a p99 over a few seconds
 SHED = "RESOURCE_EXHAUSTED"
 

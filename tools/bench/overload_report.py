@@ -224,9 +224,11 @@ def render(
         'counts (grpc_server_handled_total) over the whole point. "limit" is the adaptive '
         'concurrency limit at the end of the point, summed over the workers; "started" '
         'below "offered" means the load generators fell behind their schedule. Every share '
-        "runs in every arm, one after the other: with the protection (the defaults), then "
-        f"unprotected ({UNPROTECTED_TEXT} on the services involved), then any other arm "
-        "named below with its settings.",
+        'runs in every arm, one after the other: "protected" is the services\' defaults, '
+        f"then unprotected ({UNPROTECTED_TEXT} on the services involved), then any other "
+        "arm named below with its settings (since the sixth round the defaults turn on "
+        "neither the adaptive limit nor the stream bound, so the first two arms differ "
+        "only by run-to-run noise).",
         width=92,
         break_on_hyphens=False,
     )
