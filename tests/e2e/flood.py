@@ -56,14 +56,6 @@ async def flood(users_addr: str, email: str, concurrency: int, seconds: float) -
     return codes
 
 
-def _flood_child(
-    users_addr: str, email: str, concurrency: int, seconds: float, out: Connection
-) -> None:
-    out.send("started")
-    out.send(dict(asyncio.run(flood(users_addr, email, concurrency, seconds))))
-    out.close()
-
-
 def loopback_address(first_block: int, i: int) -> str:
     """The i-th address from 127.0.`first_block`.1 on, 250 per block."""
     return f"127.0.{first_block + i // 250}.{1 + i % 250}"
@@ -102,11 +94,13 @@ async def login_flood(
     return codes
 
 
-def _login_flood_child(
-    auth_addr: str, addresses: int, concurrency: int, seconds: float, out: Connection
-) -> None:
+def _child(run: Callable[..., Awaitable[Counter[str]]], *args: object) -> None:
+    """In the child process: `run(*args)` (a flood above), its codes sent back through the
+    pipe that comes last in `args`."""
+    *params, out = args
+    assert isinstance(out, Connection)
     out.send("started")
-    out.send(dict(asyncio.run(login_flood(auth_addr, addresses, concurrency, seconds))))
+    out.send(dict(asyncio.run(run(*params))))
     out.close()
 
 
@@ -128,24 +122,24 @@ class FloodProcess:
         return codes
 
 
-def _start(target: Callable[..., None], name: str, *args: object) -> FloodProcess:
+def _start(run: Callable[..., Awaitable[Counter[str]]], name: str, *args: object) -> FloodProcess:
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=target, args=(*args, send), name=name, daemon=True)
+    process = context.Process(target=_child, args=(run, *args, send), name=name, daemon=True)
     process.start()
     send.close()
     return FloodProcess(process, receive)
 
 
 def start_flood(users_addr: str, email: str, concurrency: int, seconds: float) -> FloodProcess:
-    return _start(_flood_child, "signup-flood", users_addr, email, concurrency, seconds)
+    return _start(flood, "signup-flood", users_addr, email, concurrency, seconds)
 
 
 def start_login_flood(
     auth_addr: str, addresses: int, concurrency: int, seconds: float
 ) -> FloodProcess:
     """The login flood in a child process (login_flood)."""
-    return _start(_login_flood_child, "login-flood", auth_addr, addresses, concurrency, seconds)
+    return _start(login_flood, "login-flood", auth_addr, addresses, concurrency, seconds)
 
 
 @dataclass

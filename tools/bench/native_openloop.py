@@ -16,7 +16,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tools.bench.openloop import DEFAULT_DEADLINE_S, OpenPoint, OpenWorkerResult, combine
+from tools.bench.openloop import (
+    DEFAULT_DEADLINE_S,
+    OpenPoint,
+    OpenWorkerResult,
+    combine,
+    window_start,
+)
 
 CHANNELS = 8  # HTTP/2 connections, as the Python driver's two processes open
 
@@ -48,11 +54,8 @@ class NativeOpenLoopDriver:
         start_at: float | None = None,
         deadline_s: float = DEFAULT_DEADLINE_S,
     ) -> OpenPoint:
-        if rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
+        start_at = window_start(rate, start_at, warmup_s)
         self._runs += 1
-        if start_at is None:
-            start_at = time.time() + 1.0 + warmup_s
         with tempfile.TemporaryDirectory(prefix="openloop-") as tmp:
             out = Path(tmp) / "result.json"
             argv = [

@@ -113,6 +113,15 @@ class OpenLoopDriver(Protocol):
     def close(self) -> None: ...
 
 
+def window_start(rate: float, start_at: float | None, warmup_s: float) -> float:
+    """A driver's checks before a point: a positive rate, and when the measured window opens
+    (time.time()); by default in a second and the warm-up from now, time for a driver's
+    processes to start and connect."""
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    return time.time() + 1.0 + warmup_s if start_at is None else start_at
+
+
 def _encoder(job: OpenJob):  # type: ignore[no-untyped-def]
     """n -> request bytes (requests are sent pre-serialized: less client CPU per call)."""
     if job.method == "GetUser":
@@ -246,12 +255,9 @@ class OpenLoopGenerator:
     ) -> OpenPoint:
         """`start_at` (time.time()) is when the measured window opens; by default in a
         second and the warm-up from now, time for every process to connect."""
-        if rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
+        start_at = window_start(rate, start_at, warmup_s)
         self._runs += 1
         p = self.processes
-        if start_at is None:
-            start_at = time.time() + 1.0 + warmup_s
         jobs = [
             OpenJob(
                 method=method,

@@ -47,6 +47,7 @@ from libs.platform.server import ServiceRegistration, start_server
 from libs.platform.testing.net import free_port
 from tools.bench.h2load import H2Load, Shape, grpc_frame, request
 from tools.bench.native_openloop import NativeOpenLoopDriver
+from tools.bench.openloop import window_start
 from user.v1 import user_pb2, user_pb2_grpc
 
 KINDS = ("served", "interceptor", "core", "expired", "streams", "refused")
@@ -110,7 +111,7 @@ class Row:
 
 
 def _native(driver: NativeOpenLoopDriver, server: subprocess.Popen[str], port: int) -> Row:
-    start_at = time.time() + 1.0 + WARMUP_S
+    start_at = window_start(REFUSED_RATE, None, WARMUP_S)
     cpu: dict[float, float] = {}
 
     def sample(at: float) -> None:

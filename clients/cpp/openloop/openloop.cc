@@ -181,9 +181,11 @@ class Driver {
     }
   }
 
+  // Every channel connected within `timeout` of now (one deadline for all of them).
   bool Connect(std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::system_clock::now() + timeout;
     for (auto& channel : channels_) {
-      if (!channel->WaitForConnected(std::chrono::system_clock::now() + timeout)) return false;
+      if (!channel->WaitForConnected(deadline)) return false;
     }
     return true;
   }

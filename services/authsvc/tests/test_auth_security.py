@@ -70,6 +70,23 @@ def guess(stub, email: str = "ada@example.com", password: str = WRONG):
     return stub.Login(auth_pb2.LoginRequest(email=email, password=password))
 
 
+# An account-wide ceiling of 3 failures an hour, far below the per-address one.
+ACCOUNT_CEILING = {
+    "login_free_failures": 100,
+    "login_max_failures_per_account": 3,
+    "login_account_window_seconds": 3600,
+}
+
+
+async def reach_account_ceiling(guesser, then) -> None:
+    """Guesses from `guesser` fill the victim's account ceiling; `then`, logging in with the
+    right password, is refused for the rest of the hour."""
+    for _ in range(3):
+        await expect_refused(guess(guesser, "victim@example.com"), grpc.StatusCode.UNAUTHENTICATED)
+    err = await expect_refused(guess(then, "victim@example.com", PASSWORD), EXHAUSTED)
+    assert 3500 <= retry_delay(err) <= 3600
+
+
 async def rewind(running, seconds: float) -> None:
     """Move every recorded failure `seconds` into the past (instead of sleeping)."""
     await running.pool.execute(
@@ -140,22 +157,12 @@ async def test_account_ceiling_spares_addresses_the_owner_uses(
 ) -> None:
     fake_users[0].add("victim@example.com", PASSWORD)
     async with started_on_two_addresses(
-        database_url,
-        fake_users,
-        service_key_file,
-        login_free_failures=100,
-        login_max_failures_per_account=3,
-        login_account_window_seconds=3600,
+        database_url, fake_users, service_key_file, **ACCOUNT_CEILING
     ) as (_, owner, attacker):
         attacker = need_second_address(attacker)
         await owner.Login(auth_pb2.LoginRequest(email="victim@example.com", password=PASSWORD))
         # A guesser spread over many addresses: the account-wide ceiling stops them all...
-        for _ in range(3):
-            await expect_refused(
-                guess(attacker, "victim@example.com"), grpc.StatusCode.UNAUTHENTICATED
-            )
-        err = await expect_refused(guess(attacker, "victim@example.com", PASSWORD), EXHAUSTED)
-        assert 3500 <= retry_delay(err) <= 3600
+        await reach_account_ceiling(attacker, then=attacker)
         # ...but not the owner, from an address they have logged in from.
         ok = await owner.Login(auth_pb2.LoginRequest(email="victim@example.com", password=PASSWORD))
         assert ok.token
@@ -405,12 +412,7 @@ async def test_device_token_spares_the_owner_from_the_account_ceiling(
     kept the owner out of every address it had not logged in from, for a day."""
     fake_users[0].add("victim@example.com", PASSWORD)
     async with started_on_two_addresses(
-        database_url,
-        fake_users,
-        service_key_file,
-        login_free_failures=100,
-        login_max_failures_per_account=3,
-        login_account_window_seconds=3600,
+        database_url, fake_users, service_key_file, **ACCOUNT_CEILING
     ) as (running, attacker, owner):
         owner = need_second_address(owner)
         first = await owner.Login(
@@ -418,12 +420,7 @@ async def test_device_token_spares_the_owner_from_the_account_ceiling(
         )
         # The owner travels: its address is no longer one the account knows.
         await running.pool.execute("DELETE FROM login_known_addresses")
-        for _ in range(3):
-            await expect_refused(
-                guess(attacker, "victim@example.com"), grpc.StatusCode.UNAUTHENTICATED
-            )
-        err = await expect_refused(guess(owner, "victim@example.com", PASSWORD), EXHAUSTED)
-        assert 3500 <= retry_delay(err) <= 3600
+        await reach_account_ceiling(attacker, then=owner)
         ok = await owner.Login(
             auth_pb2.LoginRequest(
                 email="victim@example.com", password=PASSWORD, device_token=first.device_token
