@@ -19,6 +19,7 @@ import asyncpg
 import grpc
 
 from libs.platform import clients, db
+from libs.platform.builtin_limits import BuiltinLimits
 from libs.platform.migrations import apply_migrations
 from libs.platform.overload.core import CoreLimits
 from libs.platform.overload.limit import LimitPolicy
@@ -47,6 +48,7 @@ class WiringSettings(Protocol):
     def limit_policy(self) -> LimitPolicy | None: ...
     def queue_policy(self) -> QueuePolicy: ...
     def core_limits(self) -> CoreLimits: ...
+    def builtin_limits(self) -> BuiltinLimits | None: ...
     def retry_policy(self) -> RetryPolicy: ...
 
 
@@ -128,6 +130,7 @@ class Wiring:
             queue=self._settings.queue_policy(),
             shed_retry_after=self._settings.overload_retry_after_seconds,
             core=self._settings.core_limits(),
+            builtin=self._settings.builtin_limits(),
         )
         server.metrics.registry.register(RetryCollector(self._retries))
         server.watch_database(self.pool)  # readiness follows the database

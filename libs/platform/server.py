@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from libs.platform.builtin_limits import BuiltinLimitInterceptor, BuiltinLimits
 from libs.platform.decoding import RequestDecodingInterceptor
 from libs.platform.health import LIVENESS_SERVICE, ReadinessWatcher, pool_check
 from libs.platform.interceptors import ObservabilityInterceptor
@@ -21,6 +22,7 @@ from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.probe import QueueProbe, probe_address
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.overload.shedding import SheddingInterceptor
+from libs.platform.stalls import StallMonitor
 from libs.platform.tls import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
 from libs.platform.tracing import ServerTracingInterceptor
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SHED_RETRY_AFTER_S = 0.05
 DEFAULT_LIMIT = LimitPolicy()
 DEFAULT_QUEUE = QueuePolicy()
+DEFAULT_BUILTIN_LIMITS = BuiltinLimits()
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,12 @@ class GrpcServer:
         names: Sequence[str] = (),
         shedding: SheddingInterceptor | None = None,
         probe: QueueProbe | None = None,
+        stalls: StallMonitor | None = None,
     ) -> None:
         self._server = server
         self.shedding = shedding
         self._probe = probe
+        self._stalls = stalls
         self._health = health_servicer
         self.port = port
         self.metrics = metrics or Metrics()
@@ -83,6 +88,8 @@ class GrpcServer:
         # Tell load balancers first so new traffic goes elsewhere during the grace period.
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
+        if self._stalls is not None:
+            await self._stalls.stop()
         log.info("grpc server stopped", extra={"port": self.port})
 
     async def wait_for_termination(self) -> None:
@@ -101,6 +108,7 @@ async def start_server(
     queue: QueuePolicy = DEFAULT_QUEUE,
     shed_retry_after: float = DEFAULT_SHED_RETRY_AFTER_S,
     core: CoreLimits = NO_CORE_LIMITS,
+    builtin: BuiltinLimits | None = DEFAULT_BUILTIN_LIMITS,
 ) -> GrpcServer:
     """Start serving; port 0 picks a free port. Returns the running server and bound port.
 
@@ -109,7 +117,9 @@ async def start_server(
     beyond the adaptive limit `overload`, or refused while calls queue before the handlers
     (`queue`), get RESOURCE_EXHAUSTED with a RetryInfo of `shed_retry_after` seconds
     (libs/platform/overload; `overload=None` turns both off). `core` bounds what gRPC's core
-    and HTTP/2 let in before any Python runs (libs/platform/overload/core.py).
+    and HTTP/2 let in before any Python runs (libs/platform/overload/core.py). Health and
+    reflection, never shed, are limited per caller address by `builtin`
+    (libs/platform/builtin_limits.py; None: no limit).
     """
     metrics = Metrics()
     shedding = (
@@ -120,10 +130,11 @@ async def start_server(
         )
     )
     server = grpc.aio.server(
-        # The first is outermost. Shedding goes first, so a refused call costs the least;
+        # The first is outermost. The limits go first, so a refused call costs the least;
         # request decoding goes last: it must see the registered handler's own
         # deserializer, and callers must authenticate before it answers.
         interceptors=[
+            *([BuiltinLimitInterceptor(builtin)] if builtin is not None else []),
             *([shedding] if shedding is not None else []),
             ServerTracingInterceptor(),
             ObservabilityInterceptor(metrics),
@@ -167,10 +178,12 @@ async def start_server(
     await server.start()
     if probe is not None:
         probe.start()
+    stalls = StallMonitor(metrics.registry)
+    stalls.start()
     serving = health_pb2.HealthCheckResponse.SERVING
     await health_servicer.set("", serving)
     await health_servicer.set(LIVENESS_SERVICE, serving)
     for name in names:
         await health_servicer.set(name, serving)
     log.info("grpc server listening", extra={"host": host, "port": bound, "services": names})
-    return GrpcServer(server, health_servicer, bound, metrics, names, shedding, probe)
+    return GrpcServer(server, health_servicer, bound, metrics, names, shedding, probe, stalls)

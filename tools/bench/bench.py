@@ -630,7 +630,7 @@ def _open_point(
         f"p99={s.ok_p99_ms:.1f} shed p99={s.shed_p99_ms:.1f} limit={row.limit:.0f} "
         f"shed_by={row.shed_by} "
         f"errors={row.errors} client={dict(s.errors)} lag99={s.lag_p99_ms:.0f} "
-        f"client_cpu={s.client_cpu:.2f} arm={arm}",
+        f"client_cpu={s.client_cpu:.2f} arm={arm} server_stalls={row.stalls}",
         flush=True,
     )
     return row

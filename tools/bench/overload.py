@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from tools.bench import h2load
+from tools.bench import h2load, stalls
 from tools.bench.h2load import H2Load
 from tools.bench.load import percentile
 from tools.bench.openloop import DEFAULT_DEADLINE_S, OpenLoopDriver, OpenPoint
@@ -77,6 +77,7 @@ class OpenRow:
     shed_by: dict[str, int]  # refusals by reason (limit, queue), the servers' counters
     arm: str = PROTECTED
     deadline_s: float = DEFAULT_DEADLINE_S
+    stalls: stalls.Stalls | None = None  # the servers' own, over the whole point
 
     @property
     def good_in_deadline(self) -> float:
@@ -190,6 +191,7 @@ def measure(
             deadline_s=deadline_s,
         )
         time.sleep(max(0.0, start_at - warmup_s - time.time()))
+        stalls_before = stalls.scrape(metrics_urls)  # the schedules start: idle time left out
         window = (
             h2load.run_rate(
                 h2,
@@ -207,6 +209,9 @@ def measure(
         )
         sample = sampled.result()
     counts = h2load.settled(metrics_urls, grpc_method) - before
+    stalled = stalls.between(
+        stalls_before, stalls.scrape(metrics_urls), time.time() - (start_at - warmup_s)
+    )
     span = warmup_s + duration_s  # both schedules ran that long; the counts cover it all
     errors = {code: n for code, n in counts.items() if code not in ("OK", SHED) and n}
     return OpenRow(
@@ -230,6 +235,7 @@ def measure(
         shed_by=dict(shed_reasons(metrics_urls, grpc_method) - reasons_before),
         arm=arm,
         deadline_s=deadline_s,
+        stalls=stalled,
     )
 
 

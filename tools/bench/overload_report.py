@@ -69,6 +69,33 @@ def table(rows: Sequence[OpenRow]) -> str:
     return "\n".join(out)
 
 
+def _top(cores: dict[str, float], n: int = 3) -> str:
+    biggest = sorted(cores.items(), key=lambda kv: -kv[1])[:n]
+    return ", ".join(f"{name} {value:.2f}" for name, value in biggest if value >= 0.005) or "-"
+
+
+def stall_table(rows: Sequence[OpenRow]) -> str:
+    """Next to each point's admitted p99: what the servers lost outside their handlers."""
+    out = [
+        (
+            "| offered (of peak) | method | arm | admitted p99 ms | loop lag p99 ms (bucket) "
+            "| GC ms/s (longest, bucket) | waiting for a CPU (cores) | most waiting threads "
+            "(cores) | driver CPU (cores) |"
+        ),
+        "| ---: | --- | --- |" + " ---: |" * 4 + " --- | ---: |",
+    ]
+    for r in rows:
+        st = r.stalls
+        if st is None:
+            continue
+        out.append(
+            f"| {r.share:.0%} | {r.method} | {r.arm} | {_ms(r.sample.ok_p99_ms)} "
+            f"| {_ms(st.lag_p99_ms)} | {_ms(st.gc_ms_per_s)} (≤{_ms(st.gc_longest_ms)}) "
+            f"| {st.cpu_wait_cores:.2f} | {_top(st.thread_wait)} | {r.sample.client_cpu:.2f} |"
+        )
+    return "\n".join(out)
+
+
 def _of(rows: Sequence[OpenRow], method: str, arm: str) -> list[OpenRow]:
     """The rows of one method in one arm, by share."""
     return sorted((r for r in rows if r.method == method and r.arm == arm), key=lambda r: r.share)
@@ -243,6 +270,23 @@ def render(
     arms = arm_names(rows)
     if len(arms) > 1:
         parts += ["### Every arm, share of the peak", comparison(rows)]
+    if any(r.stalls is not None for r in rows):
+        parts += [
+            "### Where the tail comes from",
+            textwrap.fill(
+                "The servers' own stall metrics (libs/platform/stalls.py) over each point, "
+                "summed over the workers of the server the load goes to: how late the event "
+                "loop ran a timer due every 50 ms (a held loop, a collection, or no CPU), the "
+                "garbage collector's time, and the time its threads were ready to run but "
+                "waited for a CPU that other processes held (PostgreSQL, the other workers, "
+                "the load driver), with the threads that waited most: `main` runs the event "
+                "loop, `event_engine` is gRPC core's I/O threads, `_poll` grpc.aio's "
+                "completion-queue poller, `_moni` the log writer. The driver's own CPU is the "
+                "last column.",
+                92,
+            ),
+            stall_table(rows),
+        ]
     for method in METHODS:
         for arm in arms:
             mine = _of(rows, method, arm)

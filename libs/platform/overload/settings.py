@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.platform import config as c
+from libs.platform.builtin_limits import BuiltinLimits
 from libs.platform.overload.core import EXCESS_STREAMS, REFUSE, CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
@@ -49,6 +50,17 @@ class OverloadSettings:
     grpc_max_concurrent_streams: int = c.setting(0, min=0, max=100_000)
     # Streams beyond that bound: refused by gRPC's transport at once, or queued by clients.
     grpc_excess_streams: str = c.setting(REFUSE, choices=EXCESS_STREAMS)
+
+    # Health and reflection calls (or reflection messages) per second per caller address,
+    # and the burst at once: never shed, never authenticated, so limited here instead
+    # (libs/platform/builtin_limits.py). 0 per second: no limit.
+    builtin_services_per_second: float = c.setting(BuiltinLimits.per_second, min=0.0, max=1e6)
+    builtin_services_burst: float = c.setting(BuiltinLimits.burst, min=1.0, max=1e6)
+
+    def builtin_limits(self) -> BuiltinLimits | None:
+        if not self.builtin_services_per_second:
+            return None
+        return BuiltinLimits(self.builtin_services_per_second, self.builtin_services_burst)
 
     def core_limits(self) -> CoreLimits:
         return CoreLimits(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
+import time
 import urllib.request
 
 import grpc
@@ -78,3 +81,53 @@ async def test_calls_latency_pool_and_health_are_exported(served) -> None:
     assert m["health_serving"][()] == 1
     # Health checks are streaming/infrastructure and must not pollute per-method counts.
     assert all(dict(k)["grpc_method"] == GET_USER for k in calls)
+
+
+class Stalling(user_pb2_grpc.UserServiceServicer):
+    """A handler that holds the event loop, as a blocking call on the request path would."""
+
+    async def GetUser(self, request, context):
+        time.sleep(0.15)  # noqa: ASYNC251 - the stall under test
+        return user_pb2.GetUserResponse(user_id=request.user_id)
+
+
+async def test_stalls_outside_the_handlers_are_exported() -> None:
+    """A held loop shows as event-loop lag, a collection as a GC pause by generation, and on
+    Linux the run-queue wait is a counter: what an operator reads to tell a slow handler
+    from a stalled or starved process."""
+    server = await start_server(
+        [
+            ServiceRegistration(
+                "user.v1.UserService", user_pb2_grpc.add_UserServiceServicer_to_server, Stalling()
+            )
+        ],
+        host="127.0.0.1",
+        port=0,
+    )
+    endpoint = MetricsEndpoint(server.metrics.registry, 0, host="127.0.0.1")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            await user_pb2_grpc.UserServiceStub(channel).GetUser(
+                user_pb2.GetUserRequest(user_id="u")
+            )
+        gc.collect()
+        first = await asyncio.to_thread(scrape, endpoint.port)
+        gc.collect()
+        second = await asyncio.to_thread(scrape, endpoint.port)
+    finally:
+        endpoint.close()
+        await server.stop(0)
+
+    lag = first["event_loop_lag_seconds_bucket"]
+    assert lag[(("le", "0.05"),)] < lag[(("le", "+Inf"),)], "the 150 ms stall is not in the lag"
+    full = (("generation", "2"),)
+    assert first["python_gc_pause_seconds_count"][full] >= 1
+    assert (
+        second["python_gc_pause_seconds_count"][full] > first["python_gc_pause_seconds_count"][full]
+    )
+    assert first["python_gc_pause_seconds_sum"][full] > 0
+    if sys.platform == "linux":
+        waited = sum(first["process_cpu_wait_seconds_total"].values())
+        assert 0 <= waited <= sum(second["process_cpu_wait_seconds_total"].values())
+        # This thread, the event loop, ran the 150 ms stall on a CPU, under its own name.
+        assert first["process_thread_cpu_seconds_total"][(("thread", "main"),)] >= 0.15

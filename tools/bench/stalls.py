@@ -1,0 +1,105 @@
+"""The servers' stall metrics (libs/platform/stalls.py) over one bench point, summed over
+workers: how much of a latency tail is the collector, a held event loop, or waiting for a
+CPU that other processes on the same cores hold."""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+LAG = "event_loop_lag_seconds"
+GC = "python_gc_pause_seconds"
+CPU_WAIT = "process_cpu_wait_seconds_total"
+THREAD_CPU = "process_thread_cpu_seconds_total"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    lag_buckets: Counter[float] = field(default_factory=Counter)  # le -> cumulative count
+    gc_buckets: Counter[float] = field(default_factory=Counter)
+    gc_seconds: float = 0.0
+    cpu_wait_seconds: float = 0.0
+    thread_cpu: Counter[str] = field(default_factory=Counter)  # thread name -> CPU seconds
+    thread_wait: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Stalls:
+    """One point's stalls; NaN where the servers export no such metric."""
+
+    lag_p99_ms: float  # upper bound of the bucket holding the 99th percentile
+    gc_ms_per_s: float  # collector time per second of the point, all workers
+    gc_longest_ms: float  # upper bound of the highest bucket any collection fell in
+    cpu_wait_cores: float  # run-queue wait per second: cores' worth of ready threads waiting
+    thread_cpu: dict[str, float] = field(default_factory=dict)  # cores, by thread name
+    thread_wait: dict[str, float] = field(default_factory=dict)  # cores waiting, by name
+
+
+def scrape(urls: Sequence[str]) -> Snapshot:
+    lag: Counter[float] = Counter()
+    gc: Counter[float] = Counter()
+    gc_seconds = cpu_wait = 0.0
+    thread_cpu: Counter[str] = Counter()
+    thread_wait: Counter[str] = Counter()
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == f"{LAG}_bucket":
+                    lag[float(s.labels["le"])] += s.value
+                elif s.name == f"{GC}_bucket":
+                    gc[float(s.labels["le"])] += s.value
+                elif s.name == f"{GC}_sum":
+                    gc_seconds += s.value
+                elif s.name == CPU_WAIT:
+                    cpu_wait += s.value
+                    thread_wait[s.labels.get("thread", "")] += s.value
+                elif s.name == THREAD_CPU:
+                    thread_cpu[s.labels.get("thread", "")] += s.value
+    return Snapshot(lag, gc, gc_seconds, cpu_wait, thread_cpu, thread_wait)
+
+
+def _quantile_bound(buckets: Counter[float], q: float) -> float:
+    """The upper bound of the bucket the q-quantile falls in (cumulative buckets)."""
+    total = buckets.get(math.inf, 0.0)
+    if total <= 0:
+        return math.nan
+    for le in sorted(buckets):
+        if buckets[le] >= q * total:
+            return le
+    return math.inf
+
+
+def _highest(buckets: Counter[float]) -> float:
+    """The upper bound of the highest bucket with any observation in it (NaN: none)."""
+    highest, below = math.nan, 0.0
+    for le in sorted(buckets):
+        if buckets[le] > below:
+            highest, below = le, buckets[le]
+    return highest
+
+
+def between(before: Snapshot, after: Snapshot, seconds: float) -> Stalls:
+    lag = after.lag_buckets - before.lag_buckets
+    gc = after.gc_buckets - before.gc_buckets
+    seen = bool(after.lag_buckets)
+
+    def cores(a: Counter[str], b: Counter[str]) -> dict[str, float]:
+        return {name: round((a[name] - b.get(name, 0.0)) / seconds, 3) for name in sorted(a)}
+
+    return Stalls(
+        lag_p99_ms=_quantile_bound(lag, 0.99) * 1000,
+        gc_ms_per_s=(after.gc_seconds - before.gc_seconds) * 1000 / seconds if seen else math.nan,
+        gc_longest_ms=(_highest(gc) * 1000 if gc else 0.0) if seen else math.nan,
+        cpu_wait_cores=(
+            (after.cpu_wait_seconds - before.cpu_wait_seconds) / seconds if seen else math.nan
+        ),
+        thread_cpu=cores(after.thread_cpu, before.thread_cpu),
+        thread_wait=cores(after.thread_wait, before.thread_wait),
+    )
