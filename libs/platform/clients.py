@@ -8,7 +8,13 @@ from typing import Any, TypeVar
 import grpc
 
 from libs.platform import deadlines
-from libs.platform.errors import ServiceError, Unavailable
+from libs.platform.errors import (
+    DEPENDENCY_DEADLINE,
+    DEPENDENCY_OVERLOADED,
+    DEPENDENCY_UNAVAILABLE,
+    ServiceError,
+    Unavailable,
+)
 from libs.platform.interceptors import REQUEST_ID_HEADER
 from libs.platform.logs import request_id_var
 from libs.platform.tls import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
@@ -74,12 +80,16 @@ def dependency_failed(dependency: str, code: grpc.StatusCode) -> ServiceError:
     """The error for a caller when `dependency` could not answer with `code`.
 
     DEADLINE_EXCEEDED stays that when the caller's own deadline ran out; otherwise the
-    dependency was slow or down, which is UNAVAILABLE (retryable) for the caller.
+    dependency was slow or down, which is UNAVAILABLE (retryable) for the caller. The
+    message names neither the dependency nor its status (which service calls which is the
+    deployment's business, not an anonymous caller's); the log line's detail does.
     """
+    detail = f"{dependency}: {code.name}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and deadlines.expired():
-        return deadlines.DeadlineExceeded(f"deadline exceeded while waiting for {dependency}")
+        return deadlines.DeadlineExceeded(DEPENDENCY_DEADLINE, detail=detail)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         # Shed, and not retried (libs/platform/overload/retries.py): the retry budget was
         # spent or the deadline too near. Retryable for the caller, like any outage.
-        return Unavailable(f"{dependency} is overloaded; retry later")
+        return Unavailable(DEPENDENCY_OVERLOADED, detail=detail)
+    return Unavailable(DEPENDENCY_UNAVAILABLE, detail=detail)
     return Unavailable(f"{dependency} is unavailable ({code.name}); retry later")

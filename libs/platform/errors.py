@@ -7,6 +7,12 @@ from dataclasses import dataclass
 
 import grpc
 
+# What a caller reads when a service or database this one depends on fails: the same words
+# whichever it is (which service calls which is the deployment's business, not a caller's).
+DEPENDENCY_UNAVAILABLE = "a backing service is temporarily unavailable; retry later"
+DEPENDENCY_OVERLOADED = "a backing service is overloaded; retry later"
+DEPENDENCY_DEADLINE = "deadline exceeded while waiting for a backing service"
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -15,13 +21,18 @@ class FieldViolation:
 
 
 class ServiceError(Exception):
-    """Base class: a failure whose status code and message are safe to show the caller."""
+    """Base class: a failure whose status code and message are safe to show the caller.
+
+    `detail` is for the service's own log line only (which dependency failed, and how):
+    callers never see it, so it may name what the message must not.
+    """
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
 
 
 class InvalidArgument(ServiceError):

@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 
 from libs.platform import deadlines
 from libs.platform.db import CONNECTION_ERRORS
-from libs.platform.errors import InvalidArgument, ServiceError
+from libs.platform.errors import DEPENDENCY_UNAVAILABLE, InvalidArgument, ServiceError
 from libs.platform.logs import request_id_var
 from libs.platform.metrics import Metrics
 from libs.platform.rpc_types import Context, Continuation, Handler, unary_behavior
@@ -62,7 +62,7 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]
         message = "deadline exceeded"
     elif isinstance(exc, (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, _BROKEN_CONNECTION)):
         code = grpc.StatusCode.UNAVAILABLE
-        message = "a backing service is temporarily unavailable; retry later"
+        message = DEPENDENCY_UNAVAILABLE
     else:
         code = grpc.StatusCode.INTERNAL
         message = "internal error"
@@ -98,6 +98,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             deadline_token = deadlines.set_from_remaining(context.time_remaining())
             start = time.perf_counter()
             code = grpc.StatusCode.OK
+            detail: str | None = None
             try:
                 # Nothing useful fits in an (almost) spent deadline: answer at once.
                 deadlines.budget(float("inf"))
@@ -115,6 +116,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 raise
             except Exception as exc:
                 code, status = _status_for(exc)
+                detail = exc.detail if isinstance(exc, ServiceError) else None
                 if code == grpc.StatusCode.INTERNAL:
                     log.exception("unhandled error in %s", method)
                 elif code == grpc.StatusCode.UNAVAILABLE and not isinstance(exc, ServiceError):
@@ -126,15 +128,15 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 elapsed = time.perf_counter() - start
                 if self._metrics is not None:
                     self._metrics.observe(method, code_name, elapsed)
-                log.info(
-                    "rpc",
-                    extra={
-                        "method": method,
-                        "code": code_name,
-                        "request_id": rid,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+                fields: dict[str, object] = {
+                    "method": method,
+                    "code": code_name,
+                    "request_id": rid,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+                if detail is not None:
+                    fields["detail"] = detail  # what the caller's message leaves out
+                log.info("rpc", extra=fields)
                 deadlines.deadline_var.reset(deadline_token)
                 request_id_var.reset(token)
 

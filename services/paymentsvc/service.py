@@ -17,6 +17,7 @@ from libs.platform.admission import RateLimiter, abort_retry_later
 from libs.platform.auth.principals import current_principal, require_user_or_service
 from libs.platform.batching import Coalescer
 from libs.platform.errors import (
+    DEPENDENCY_UNAVAILABLE,
     AlreadyExists,
     NotFound,
     PermissionDenied,
@@ -157,7 +158,9 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 # usersvc refused paymentsvc's own service token: a deployment problem.
                 log.error("usersvc refused paymentsvc's service token: %s", exc.details())
-                raise Unavailable("usersvc is unavailable to paymentsvc; retry later") from None
+                raise Unavailable(
+                    DEPENDENCY_UNAVAILABLE, detail="usersvc refused the service token"
+                ) from None
             raise
         if not exists:
             raise NotFound(f"user {user_id} does not exist")

@@ -97,7 +97,7 @@ async def test_a_check_usersvc_keeps_shedding_fails_as_unavailable(system) -> No
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.CreatePayment(req(user))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert info.value.details() == "usersvc is overloaded; retry later"
+    assert info.value.details() == "a backing service is overloaded; retry later"
     # The check was sent once and retried twice (the most per call), each time shed.
     assert users_server.shedding.shed[(BATCH, "limit")] == 3
     assert retries(payments) == {"spent": 2, "attempts": 1}
