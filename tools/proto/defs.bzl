@@ -8,7 +8,9 @@ tools/proto/BUILD.bazel and combined here. The generated modules import as
 
 load("@micro_proto_rules//:compile.bzl", "proto_compile_rule")
 load("@pip//:requirements.bzl", "requirement")
+load("@rules_proto//proto:defs.bzl", "proto_library")
 load("@rules_python//python:defs.bzl", "py_library")
+load("//tools/lint:defs.bzl", "lint_test")
 
 python_grpc_compile = proto_compile_rule([
     Label("//tools/proto:python_plugin"),
@@ -34,3 +36,28 @@ def py_grpc_library(name, protos, deps = [], **kwargs):
         ],
         **kwargs
     )
+
+def proto_package(name, deps = []):
+    """One API package below protos/: its proto_library, Python library and lint check.
+
+    In protos/NAME/vN/: `NAME_proto` from NAME.proto, `NAME_py_grpc` (its Python messages
+    and gRPC stubs) and the package's lint_test. Imports resolve from protos/, so NAME.proto
+    is `NAME/vN/NAME.proto` to every importer and generator.
+
+    Args:
+      name: the package's name, also its .proto file's.
+      deps: proto_library targets NAME.proto imports.
+    """
+    proto_library(
+        name = name + "_proto",
+        srcs = [name + ".proto"],
+        strip_import_prefix = "/protos",
+        deps = deps,
+        visibility = ["//visibility:public"],
+    )
+    py_grpc_library(
+        name = name + "_py_grpc",
+        protos = [":" + name + "_proto"],
+        visibility = ["//visibility:public"],
+    )
+    lint_test()
