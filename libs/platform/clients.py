@@ -15,8 +15,8 @@ from libs.platform.errors import (
     ServiceError,
     Unavailable,
 )
-from libs.platform.interceptors import REQUEST_ID_HEADER
 from libs.platform.logs import request_id_var
+from libs.platform.observability import REQUEST_ID_HEADER
 from libs.platform.tls import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
 from libs.platform.tracing import ClientTracingInterceptor
 

@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from libs.platform.errors import InvalidArgument, ServiceError
-from libs.platform.interceptors import status_of
+from libs.platform.observability import status_of
 from libs.platform.rpc_types import Context, Continuation, Handler
 
 # Nested messages deeper than this are not searched for the bad field (protobuf itself

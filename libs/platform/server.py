@@ -15,8 +15,8 @@ from grpc_reflection.v1alpha import reflection
 from libs.platform.builtin_limits import BuiltinLimitInterceptor, BuiltinLimits
 from libs.platform.decoding import RequestDecodingInterceptor
 from libs.platform.health import LIVENESS_SERVICE, ReadinessWatcher, pool_check
-from libs.platform.interceptors import ObservabilityInterceptor
 from libs.platform.metrics import Metrics
+from libs.platform.observability import ObservabilityInterceptor
 from libs.platform.overload.core import NO_CORE_LIMITS, CoreLimits
 from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.probe import QueueProbe, probe_address

@@ -337,7 +337,7 @@ def point_result(
     window: Window, delta: Counter[str], duration_s: float, in_flight: int
 ) -> PointResult:
     """Combine h2load's window with the server's counts over the whole point (`delta`)."""
-    # The server counts CANCELLED only when the caller cancels (libs/platform/interceptors.py)
+    # The server counts CANCELLED only when the caller cancels (libs/platform/observability.py)
     # and h2load cancels only the calls still in flight when it stops: up to `in_flight` of
     # them are the end of the run, not failures.
     delta = delta - Counter(CANCELLED=min(delta["CANCELLED"], in_flight))

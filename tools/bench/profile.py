@@ -20,7 +20,7 @@ CATEGORIES = (
     ("asyncpg (queries, pool)", ("asyncpg/",)),
     ("outgoing gRPC calls (clients)", ("libs/platform/clients.py",)),
     ("protobuf", ("google/protobuf",)),
-    ("interceptors", ("libs/platform/interceptors.py",)),
+    ("observability interceptor (log line, metrics)", ("libs/platform/observability.py",)),
     ("grpc.aio server / event loop", ("grpc/", "asyncio/", "uvloop")),
 )
 

@@ -11,8 +11,10 @@ in services/usersvc/BUILD.bazel makes these targets in that package:
   usersvc_lib    py_library: every *.py except main.py and tests/, with migrations/*.sql
                  and migrations/*.py as data (libs/platform/migrations.py reads them); deps:
                  //libs/platform, the service's own protos (//protos/<proto>/v1, from the
-                 inventory), asyncpg, grpcio, protobuf, and `deps`. Public: the system
-                 tests import it.
+                 inventory), asyncpg, grpcio, protobuf, and `deps`. Visible to its own
+                 package and to the harnesses that run services in-process (tests/,
+                 tools/oci/tests/): another service depending on it fails to build, so
+                 "services never import each other" is the build's rule, not a convention.
   usersvc        py_binary: main.py.
   image          oci_image of the binary (py_service_image, tools/oci/defs.bzl), exposing
                  and setting GRPC_PORT to the inventory's port.
@@ -32,6 +34,13 @@ load("//services:inventory.bzl", "SERVICES")
 load("//tools/lint:defs.bzl", "typecheck_test")
 load("//tools/oci:defs.bzl", "py_service_image")
 load("//tools/pytest:defs.bzl", "py_pytest_test")
+
+# Who may depend on a service's library besides the service itself: the system tests and
+# the image tests, which run services in-process; never another service.
+LIBRARY_VISIBILITY = [
+    "//tests:__subpackages__",
+    "//tools/oci/tests:__subpackages__",
+]
 
 def py_service(name, deps = [], test_deps = [], test_data = [], **test_kwargs):
     """The library, binary, image, image load and tests of the service `name`.
@@ -62,7 +71,7 @@ def py_service(name, deps = [], test_deps = [], test_data = [], **test_kwargs):
             ],
             allow_empty = True,
         ),
-        visibility = ["//visibility:public"],
+        visibility = LIBRARY_VISIBILITY,
         deps = _unique([
             "//libs/platform",
             own_protos,

@@ -1,4 +1,4 @@
-"""Server interceptor: request ids, one log line per call, and exception -> status mapping."""
+"""The observability interceptor: request ids, a log line and metrics per call, error -> status."""
 
 from __future__ import annotations
 
