@@ -221,6 +221,17 @@ class RateLimiter:
         self._clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def wait(self, key: str) -> float | None:
+        """Seconds until `key` has a token, or None if it has one now; spends nothing."""
+        held = self._buckets.get(key)
+        if held is None:
+            return None
+        tokens, at = held
+        tokens = min(self._burst, tokens + (self._clock() - at) * self._rate)
+        if tokens >= 1:
+            return None
+        return (1 - tokens) / self._rate if self._rate > 0 else math.inf
+
     def take(self, key: str) -> float | None:
         """Spend one token for `key`: None if allowed, else seconds until one is free."""
         now = self._clock()

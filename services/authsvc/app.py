@@ -9,7 +9,7 @@ from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.admission import RateLimiter
 from libs.platform.app import ServiceApp, Wiring
 from libs.platform.auth.keys import load_trusted_service_keys
-from libs.platform.auth.verification import AuthInterceptor, TokenVerifier
+from libs.platform.auth.verification import AuthInterceptor, TokenFailureLimit, TokenVerifier
 from libs.platform.server import ServiceRegistration
 from services.authsvc.config import Settings
 from services.authsvc.devices import DeviceTokens
@@ -94,6 +94,8 @@ async def start(settings: Settings) -> AuthApp:
             ServiceRegistration(
                 SERVICE_NAME, auth_pb2_grpc.add_AuthServiceServicer_to_server, servicer
             ),
-            interceptors=[AuthInterceptor(verifier, PUBLIC_METHODS)],
+            interceptors=[
+                AuthInterceptor(verifier, PUBLIC_METHODS, failure_limit=TokenFailureLimit())
+            ],
         )
         return AuthApp(server, pool, wiring.hand_over(), keys)

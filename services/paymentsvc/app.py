@@ -48,7 +48,9 @@ async def start(settings: Settings) -> PaymentApp:
             ),
             interceptors=[
                 AuthInterceptor(
-                    verifier, max_in_flight_per_user=settings.user_max_in_flight or None
+                    verifier,
+                    max_in_flight_per_user=settings.user_max_in_flight or None,
+                    failure_limit=settings.token_failure_limit(),
                 )
             ],
         )

@@ -77,6 +77,7 @@ async def start(settings: Settings) -> UserApp:
                     verifier,
                     PUBLIC_METHODS,
                     max_in_flight_per_user=settings.user_max_in_flight or None,
+                    failure_limit=settings.token_failure_limit(),
                 )
             ],
         )

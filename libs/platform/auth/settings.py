@@ -14,7 +14,7 @@ from libs.platform import config as c
 from libs.platform.auth.jwks import JwksCache, fetch_jwks
 from libs.platform.auth.keys import load_trusted_service_keys
 from libs.platform.auth.service_tokens import BearerClientInterceptor, ServiceTokenSigner
-from libs.platform.auth.verification import TokenVerifier
+from libs.platform.auth.verification import TokenFailureLimit, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,15 @@ class TokenSettings(ServiceIdentitySettings):
     # Calls in flight per user principal in each process (verification.AuthInterceptor);
     # 0: no cap. One account at concurrency 200 must not take what other users need.
     user_max_in_flight: int = c.setting(32, min=0, max=100_000)
+    # Tokens failing verification per caller address and process (TokenFailureLimit);
+    # 0 per second: no limit.
+    token_failures_burst: float = c.setting(TokenFailureLimit.burst, min=1.0, max=1e6)
+    token_failures_per_second: float = c.setting(TokenFailureLimit.per_second, min=0.0, max=1e6)
+
+    def token_failure_limit(self) -> TokenFailureLimit | None:
+        if not self.token_failures_per_second:
+            return None
+        return TokenFailureLimit(self.token_failures_burst, self.token_failures_per_second)
 
     def verifier(self, service_name: str, authsvc: Any) -> TokenVerifier:
         """`authsvc` is an auth.v1.AuthServiceStub; keys are fetched lazily on first use."""

@@ -13,7 +13,7 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from libs.platform.admission import abort_retry_later
+from libs.platform.admission import RateLimiter, abort_retry_later, client_address
 from libs.platform.auth.jwks import JwksCache
 from libs.platform.auth.principals import Principal, principal_var
 from libs.platform.auth.tokens import ALGORITHM, AUTHORIZATION_HEADER, SERVICE_PREFIX
@@ -29,6 +29,19 @@ LEEWAY_SECONDS = 30
 # Verified tokens remembered per process. Clients resend one token for its whole life, so a
 # few thousand entries cover every active caller; an entry is ~300 bytes.
 VERIFIED_CACHE_SIZE = 4096
+
+TOO_MANY_INVALID_TOKENS = "too many invalid tokens from this address"
+
+
+@dataclass(frozen=True)
+class TokenFailureLimit:
+    """Tokens that fail verification per caller address (IPv4 address or IPv6 /64) and
+    process: `burst` at once, then `per_second`; beyond, new tokens from that address are
+    refused unchecked (RESOURCE_EXHAUSTED with RetryInfo) until the bucket refills."""
+
+    burst: float = 50.0
+    per_second: float = 10.0
+
 
 # Methods that never need a token: health checks and reflection are for infrastructure.
 ALWAYS_PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -48,6 +61,10 @@ class TokenVerifier:
     _verified: OrderedDict[str, tuple[Principal, float, str, Ed25519PublicKey]] = field(
         default_factory=OrderedDict, repr=False
     )
+
+    def remembers(self, token: str) -> bool:
+        """Whether `token` verified before and is still in the cache (verify() rechecks it)."""
+        return token in self._verified
 
     async def verify(self, token: str) -> Principal:
         """The caller behind `token`, from the cache when this exact token verified before.
@@ -177,8 +194,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         public_methods: Collection[str] = (),
         *,
         max_in_flight_per_user: int | None = None,
+        failure_limit: TokenFailureLimit | None = None,
     ) -> None:
         self._verifier = verifier
+        # A token that fails verification costs a full check (parsing and the signature);
+        # an address that keeps sending them has its new tokens refused unchecked for a
+        # while. Tokens this process verified before skip the limit, so its users behind the
+        # same address (a NAT) keep working with the tokens they hold.
+        self._failures = (
+            None
+            if failure_limit is None
+            else RateLimiter(failure_limit.burst, failure_limit.per_second)
+        )
         self._public = frozenset(public_methods)
         # One account at high concurrency must not take the calls other users need: each
         # user principal may have at most this many calls in this process's handlers, and
@@ -210,7 +237,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 )
             if token == "":
                 raise Unauthenticated("authorization metadata must be `Bearer <token>`")
-            principal = await verifier.verify(token)
+            failures, address = self._failures, None
+            if failures is not None and not verifier.remembers(token):
+                address = client_address(context.peer())
+                wait = failures.wait(address)
+                if wait is not None:
+                    await abort_retry_later(context, TOO_MANY_INVALID_TOKENS, wait)
+            try:
+                principal = await verifier.verify(token)
+            except Unauthenticated:
+                if failures is not None and address is not None:
+                    failures.take(address)
+                raise
             cap = None if principal.is_service else self._max_per_user
             if cap is not None:
                 if self._in_flight[principal.subject] >= cap:

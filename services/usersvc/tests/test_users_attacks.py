@@ -18,6 +18,7 @@ import asyncpg
 import grpc
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from libs.platform.migrations import apply_migrations
 from libs.platform.testing.grpc_errors import field_violations, retry_delay
@@ -467,3 +468,69 @@ async def test_another_sessions_wrong_passwords_do_not_block_the_owner(anon, jwk
             metadata=token,
         )
     assert changed.user.user_id == uid
+
+
+async def test_a_forged_token_flood_is_refused_unchecked_for_its_address_only(
+    database_url, jwks, service_keys
+) -> None:
+    """Third round: forged-token floods cost a full verification each. Past its burst of
+    failures an address's new tokens are refused without one; a token this process verified
+    before still works from there (users behind the same NAT), and other addresses are
+    untouched."""
+    settings = make_settings(
+        database_url,
+        jwks.port,
+        str(service_keys.trusted_dir),
+        token_failures_burst=5,
+        token_failures_per_second=0.2,
+    )
+    running = await app.start(settings)
+    uid = str(uuid.uuid4())  # GetUser answers NOT_FOUND once the token has passed
+    forger = Ed25519PrivateKey.generate()
+    try:
+        async with (
+            SourceAddressProxy(("127.0.0.1", running.port), "127.0.0.2") as attacker,
+            grpc.aio.insecure_channel(attacker.address) as flood_ch,
+            SourceAddressProxy(("127.0.0.1", running.port), "127.0.0.3") as bystander,
+            grpc.aio.insecure_channel(bystander.address) as other_ch,
+        ):
+            flood = user_pb2_grpc.UserServiceStub(flood_ch)
+            known = bearer(jwks.mint(uid))
+            await expect_refused(
+                flood.GetUser(user_pb2.GetUserRequest(user_id=uid), metadata=known),
+                grpc.StatusCode.NOT_FOUND,
+            )
+            codes = []
+            for _ in range(15):
+                try:
+                    await flood.GetUser(
+                        user_pb2.GetUserRequest(user_id=uid),
+                        metadata=bearer(jwks.mint(uid, key=forger)),
+                    )
+                except grpc.aio.AioRpcError as err:
+                    codes.append(err.code())
+                    last = err
+            assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 5 + [EXHAUSTED] * 10
+            assert last.details().startswith("too many invalid tokens from this address")
+            assert retry_delay(last) > 0
+            # Even a valid new token (another exp: equal claims make an equal EdDSA token)
+            # waits from there; the one verified before does not.
+            await expect_refused(
+                flood.GetUser(
+                    user_pb2.GetUserRequest(user_id=uid), metadata=bearer(jwks.mint(uid, ttl=600))
+                ),
+                EXHAUSTED,
+            )
+            await expect_refused(
+                flood.GetUser(user_pb2.GetUserRequest(user_id=uid), metadata=known),
+                grpc.StatusCode.NOT_FOUND,
+            )
+            other = user_pb2_grpc.UserServiceStub(other_ch)
+            await expect_refused(
+                other.GetUser(
+                    user_pb2.GetUserRequest(user_id=uid), metadata=bearer(jwks.mint(uid))
+                ),
+                grpc.StatusCode.NOT_FOUND,
+            )
+    finally:
+        await running.stop(0)
