@@ -145,7 +145,7 @@ def py_service_image(name, binary, port, base = "@python_base", env = {}, labels
                                  silicon runs arm64)
       image_load_amd64/_arm64    the same for a named variant
       image_tarball(_amd64/_arm64)  the `docker load` tarballs those write, for
-                                 tools/k3d.sh and the image tests
+                                 tools/k3d/k3d.sh and the image tests
       image_unplatformed         the image in the configuration of the build, which on
                                  macOS would mix macOS wheels into a Linux image: manual,
                                  built only through the variants above
@@ -211,7 +211,7 @@ def _load(name, suffix, image, svc, **kwargs):
         **kwargs
     )
 
-    # tools/k3d.sh imports bazel-bin/<pkg>/<name>_load<suffix>/tarball.tar, built through this.
+    # tools/k3d/k3d.sh imports bazel-bin/<pkg>/<name>_load<suffix>/tarball.tar, built through this.
     native.filegroup(
         name = name + "_tarball" + suffix,
         srcs = [":%s_load%s" % (name, suffix)],

@@ -19,7 +19,7 @@ in services/usersvc/BUILD.bazel makes these targets in that package:
   image          oci_image of the binary (py_service_image, tools/oci/defs.bzl), exposing
                  and setting GRPC_PORT to the inventory's port.
   image_load     oci_load, tag usersvc:dev (`tools/bazel run //services/usersvc:image_load`).
-  image_tarball  the file image_load writes, for tools/k3d.sh and the image tests.
+  image_tarball  the file image_load writes, for tools/k3d/k3d.sh and the image tests.
   usersvc_test   py_pytest_test of tests/*.py; deps: the library, //libs/platform/testing
                  and `test_deps`.
   typecheck_test mypy over the package's *.py, tests included (typecheck_test,

@@ -1,5 +1,5 @@
 """What is generated from the service inventory: marked regions of files that other tools
-read as they are (kustomize, PostgreSQL's init script, tools/k3d.sh, ruff), plus the dev
+read as they are (kustomize, PostgreSQL's init script, tools/k3d/k3d.sh, ruff), plus the dev
 key pair of every service that calls another.
 
 A region is the lines between two comment lines (`#`, `--` or `<!-- -->`, whatever the file
@@ -299,7 +299,7 @@ REGIONS = (
     Region(PROD_SECRETS, "secret files", _secret_files),
     Region(PROD_SECRETS, "password files", _password_files),
     Region(PROD_SECRETS, "service keys", _key_files),
-    Region("tools/k3d.sh", "services", _k3d),
+    Region("tools/k3d/k3d.sh", "services", _k3d),
     Region("ruff.toml", "proto packages", _first_party),
 )
 PATHS = tuple(dict.fromkeys(r.path for r in REGIONS))

@@ -1,6 +1,6 @@
 """Rewrite what is generated from services/inventory.bzl: `tools/bazel run //tools/service:sync`.
 
-The kustomize entries, the postgres init, tools/k3d.sh's list and ruff's first-party list
+The kustomize entries, the postgres init, tools/k3d/k3d.sh's list and ruff's first-party list
 (tools/service/generated.py), and a dev key pair for each service that calls another.
 """
 

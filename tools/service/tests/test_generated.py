@@ -14,7 +14,7 @@ from libs.inventory import Inventory, Service
 from tools.pytest.workspace import workspace_root
 from tools.service import generated
 
-ROOT = workspace_root("tools/k3d.sh", __file__)
+ROOT = workspace_root("tools/k3d/k3d.sh", __file__)
 
 
 def test_generated_files_match_the_inventory() -> None:
@@ -83,7 +83,7 @@ def test_a_new_service_reaches_every_list_and_nothing_else_changes(tree: Path) -
     initdb = (tree / generated.INITDB).read_text()
     assert f"CREATE DATABASE {name}_db OWNER {svc};\n" in initdb
     assert f'set -- "$@" -v {svc}_pw="${svc.upper()}_DB_PASSWORD"\n' in initdb
-    k3d = (tree / "tools/k3d.sh").read_text()
+    k3d = (tree / "tools/k3d/k3d.sh").read_text()
     assert f"SERVICES=({' '.join(grown.names())})\n" in k3d
     assert f" {port})\n" in k3d
     assert f'    "{name}",\n' in (tree / "ruff.toml").read_text()

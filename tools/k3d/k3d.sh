@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local Kubernetes workflow: a k3d cluster named "dev" running the dev overlay.
-# Run `tools/k3d.sh help` for the commands.
+# Run `tools/k3d/k3d.sh help` for the commands.
 set -euo pipefail
 
 # Every per-service step (build target, tarball, import, restart, port-forward) derives
@@ -20,7 +20,7 @@ KUBE_CONTEXT="k3d-${CLUSTER}"
 # No dirname: the script needs nothing beyond bash, k3d, kubectl and bazel.
 script_dir="${BASH_SOURCE[0]%/*}"
 [[ "$script_dir" == "${BASH_SOURCE[0]}" ]] && script_dir=.
-REPO_ROOT="$(cd "$script_dir/.." && pwd)"
+REPO_ROOT="$(cd "$script_dir/../.." && pwd)"
 BAZEL="${BAZEL:-$REPO_ROOT/tools/bazel}"
 
 die() {
@@ -34,7 +34,7 @@ log() {
 
 usage() {
   cat <<EOF
-Usage: tools/k3d.sh COMMAND [ARGS]
+Usage: tools/k3d/k3d.sh COMMAND [ARGS]
 
 Commands:
   up                 create the k3d cluster '${CLUSTER}' (no-op if it exists)
@@ -72,7 +72,7 @@ require_cluster() {
   require_k3d
   require_kubectl
   cluster_exists ||
-    die "k3d cluster '${CLUSTER}' does not exist: create it with 'tools/k3d.sh up'"
+    die "k3d cluster '${CLUSTER}' does not exist: create it with 'tools/k3d/k3d.sh up'"
   kubectl --context "$KUBE_CONTEXT" cluster-info >/dev/null 2>&1 ||
     die "cluster '${CLUSTER}' exists but its API does not answer on context '${KUBE_CONTEXT}': start it with 'k3d cluster start ${CLUSTER}'"
 }
@@ -143,7 +143,7 @@ cmd_import() {
   # Check all first, so a missing build does not leave the cluster with a mix of images.
   for svc in "${SERVICES[@]}"; do
     tarball="$(tarball_path "$svc")"
-    [[ -f "$tarball" ]] || die "image tarball for ${svc} not found at ${tarball}: run 'tools/k3d.sh build' first"
+    [[ -f "$tarball" ]] || die "image tarball for ${svc} not found at ${tarball}: run 'tools/k3d/k3d.sh build' first"
   done
   for svc in "${SERVICES[@]}"; do
     k3d image import "$(tarball_path "$svc")" -c "$CLUSTER"

@@ -116,7 +116,7 @@ def test_load_generator_measures_calls_from_separate_processes(two_workers: Serv
             duration_s=0.5,
             warmup_s=0.1,
             user_id="u",
-            token="t",  # noqa: S106
+            token="t",
         )
     finally:
         load.close()

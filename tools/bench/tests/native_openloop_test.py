@@ -45,7 +45,7 @@ class _Payments(payment_pb2_grpc.PaymentServiceServicer):
         self.calls = 0
         self._lock = threading.Lock()
 
-    def CreatePayment(  # noqa: N802 - the gRPC method's name
+    def CreatePayment(
         self, request: payment_pb2.CreatePaymentRequest, context: grpc.ServicerContext
     ) -> payment_pb2.CreatePaymentResponse:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Behaviour of tools/k3d.sh, driven through recording stand-ins for k3d, kubectl and bazel.
+"""Behaviour of tools/k3d/k3d.sh, driven through recording stand-ins for k3d, kubectl and bazel.
 
 The stand-ins are small Python programs written into a temporary directory: each appends
 its argv (as one JSON line) to a log and acts just enough like the real tool for the
@@ -31,8 +31,8 @@ CONTEXT = ["--context", "k3d-dev"]
 # Names hidden from the script's PATH so that only the stand-ins can answer.
 REAL_TOOLS = {"k3d", "kubectl", "bazel", "bazelisk", "kustomize"}
 
-REPO_ROOT = workspace_root("tools/k3d.sh", __file__)
-SCRIPT = REPO_ROOT / "tools/k3d.sh"
+REPO_ROOT = workspace_root("tools/k3d/k3d.sh", __file__)
+SCRIPT = REPO_ROOT / "tools/k3d/k3d.sh"
 
 STUB_COMMON = """\
 import json, os, sys, time
@@ -108,7 +108,7 @@ def system_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 continue
             if entry.is_file() and os.access(entry.path, os.X_OK):
                 target.symlink_to(entry.path)
-    assert (out / "bash").exists(), "bash must be on PATH to run tools/k3d.sh"
+    assert (out / "bash").exists(), "bash must be on PATH to run tools/k3d/k3d.sh"
     return out
 
 
@@ -119,10 +119,10 @@ class Sandbox:
         self.state = tmp / "state"
         self.log = tmp / "calls.jsonl"
         self.system_bin = system_bin
-        for d in (self.repo / "tools", self.stubs, self.state):
+        for d in (self.repo / "tools/k3d", self.stubs, self.state):
             d.mkdir(parents=True)
-        shutil.copy(SCRIPT, self.repo / "tools/k3d.sh")
-        (self.repo / "tools/k3d.sh").chmod(0o755)
+        shutil.copy(SCRIPT, self.repo / "tools/k3d/k3d.sh")
+        (self.repo / "tools/k3d/k3d.sh").chmod(0o755)
         for overlay in ("dev", "prod"):
             d = self.repo / "deploy/kustomize/overlays" / overlay
             d.mkdir(parents=True)
@@ -154,9 +154,9 @@ class Sandbox:
     def run(
         self, *args: str, hide: tuple[str, ...] = (), env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """tools/k3d.sh ARGS with the stand-ins, plus `env` (e.g. IMAGE_ARCH)."""
+        """tools/k3d/k3d.sh ARGS with the stand-ins, plus `env` (e.g. IMAGE_ARCH)."""
         return subprocess.run(  # noqa: S603 - the script under test, with fixed arguments
-            [str(self.repo / "tools/k3d.sh"), *args],
+            [str(self.repo / "tools/k3d/k3d.sh"), *args],
             check=False,
             env={**self.env(hide), **(env or {})},
             cwd=self.state,
@@ -180,7 +180,7 @@ def sandbox(tmp_path: Path, system_bin: Path) -> Sandbox:
     return Sandbox(tmp_path, system_bin)
 
 
-# The variant tools/k3d.sh picks without IMAGE_ARCH: this machine's CPU.
+# The variant tools/k3d/k3d.sh picks without IMAGE_ARCH: this machine's CPU.
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 
 CLUSTER_CHECK = [["k3d", "cluster", "list", "dev"], ["kubectl", *CONTEXT, "cluster-info"]]
@@ -214,7 +214,7 @@ def restart_calls() -> list[list[str]]:
 
 def test_script_is_executable_bash_with_strict_mode():
     text = SCRIPT.read_text()
-    assert os.access(SCRIPT, os.X_OK), "tools/k3d.sh must be executable"
+    assert os.access(SCRIPT, os.X_OK), "tools/k3d/k3d.sh must be executable"
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
 
@@ -311,7 +311,7 @@ def test_deploy_without_cluster_fails_before_building(sandbox: Sandbox):
     result = sandbox.run("deploy")
     assert result.returncode != 0
     assert "k3d cluster 'dev' does not exist" in result.stderr
-    assert "tools/k3d.sh up" in result.stderr
+    assert "tools/k3d/k3d.sh up" in result.stderr
     assert sandbox.calls() == [["k3d", "cluster", "list", "dev"]]
 
 
@@ -319,7 +319,7 @@ def test_import_without_build_fails_and_imports_nothing(sandbox: Sandbox):
     sandbox.cluster_exists()
     result = sandbox.run("import")
     assert result.returncode != 0
-    assert "tools/k3d.sh build" in result.stderr
+    assert "tools/k3d/k3d.sh build" in result.stderr
     assert sandbox.calls() == CLUSTER_CHECK
 
 
@@ -413,7 +413,7 @@ def test_missing_kubectl_is_a_clear_error(sandbox: Sandbox, command: str):
 def test_missing_cluster_is_a_clear_error(sandbox: Sandbox, command: str):
     result = sandbox.run(command)
     assert result.returncode != 0
-    assert "k3d cluster 'dev' does not exist: create it with 'tools/k3d.sh up'" in result.stderr
+    assert "k3d cluster 'dev' does not exist: create it with 'tools/k3d/k3d.sh up'" in result.stderr
     assert sandbox.calls() == [["k3d", "cluster", "list", "dev"]]
 
 
@@ -439,7 +439,7 @@ def test_port_forward_forwards_all_until_stopped(sandbox: Sandbox, stop):
     sandbox.cluster_exists()
     pid_file = sandbox.state / "forward-pids"
     proc = subprocess.Popen(  # noqa: S603 - the script under test, with fixed arguments
-        [str(sandbox.repo / "tools/k3d.sh"), "port-forward"],
+        [str(sandbox.repo / "tools/k3d/k3d.sh"), "port-forward"],
         env=sandbox.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
