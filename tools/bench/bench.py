@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import platform
 import shutil
@@ -222,7 +223,7 @@ def seed(system: System) -> tuple[str, str, bool]:
             users.GetUser(user_pb2.GetUserRequest(user_id=created.user_id), timeout=10)
             enforced = False
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:  # type: ignore[attr-defined]
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
                 raise
             enforced = True
     return created.user_id, login.token, enforced
@@ -664,10 +665,19 @@ def open_loop(
             if peak is None:
                 continue
 
-            where = {"method": method, "server": server, "peak": peak}
-            common = (h2, sampler, system, args, user_id, token)
-            protected = overload.PROTECTED
-            rows += [_open_point(*common, **where, share=x, arm=protected) for x in shares]
+            point = functools.partial(
+                _open_point,
+                h2,
+                sampler,
+                system,
+                args,
+                user_id,
+                token,
+                method=method,
+                server=server,
+                peak=peak,
+            )
+            rows += [point(share=x, arm=overload.PROTECTED) for x in shares]
             arms = args.open_loop_arm or list(overload.DEFAULT_ARMS)
             for arm, settings in arms if args.open_loop_compare else []:
                 # The same shares in this arm, right after: what its settings change.
@@ -677,7 +687,7 @@ def open_loop(
                     system.env[name].update(settings)
                     system.restart(name, args.workers)
                 try:
-                    rows += [_open_point(*common, **where, share=x, arm=arm) for x in shares]
+                    rows += [point(share=x, arm=arm) for x in shares]
                 finally:
                     for name in involved:
                         system.env[name].clear()

@@ -26,6 +26,7 @@ from libs.platform import config as c
 from libs.platform.overload.retries import RetryCollector, RetryInterceptor, RetryStats
 from libs.platform.overload.settings import OverloadSettings
 from libs.platform.protoutil import timestamp
+from libs.platform.rpc_types import Context
 from libs.platform.runner import run_main
 from libs.platform.server import GrpcServer, ServiceRegistration, start_server
 from payment.v1 import payment_pb2, payment_pb2_grpc
@@ -61,13 +62,13 @@ class EmptyUserService(user_pb2_grpc.UserServiceServicer):
         )
 
     async def GetUser(  # noqa: N802 - gRPC method names
-        self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+        self, request: user_pb2.GetUserRequest, context: Context
     ) -> user_pb2.GetUserResponse:
         return self._response
 
 
 class ChainedPaymentService(payment_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, users: user_pb2_grpc.UserServiceStub, timeout: float) -> None:
+    def __init__(self, users: user_pb2_grpc.UserServiceAsyncStub, timeout: float) -> None:
         self._users = users
         self._timeout = timeout
         self._response = payment_pb2.CreatePaymentResponse(
@@ -79,7 +80,7 @@ class ChainedPaymentService(payment_pb2_grpc.PaymentServiceServicer):
         )
 
     async def CreatePayment(  # noqa: N802 - gRPC method names
-        self, request: payment_pb2.CreatePaymentRequest, context: grpc.aio.ServicerContext
+        self, request: payment_pb2.CreatePaymentRequest, context: Context
     ) -> payment_pb2.CreatePaymentResponse:
         await clients.call(
             self._users.GetUser,
@@ -124,14 +125,17 @@ async def start(settings: Settings) -> GrpcServer:
         service = ServiceRegistration(
             PAYMENT_SERVICE,
             payment_pb2_grpc.add_PaymentServiceServicer_to_server,
-            ChainedPaymentService(
+            # One method served; the rest answer UNIMPLEMENTED, as the base class's do.
+            ChainedPaymentService(  # type: ignore[abstract]
                 user_pb2_grpc.UserServiceStub(channel), settings.chain_timeout_seconds
             ),
         )
         name = "paymentsvc"
     else:
         service = ServiceRegistration(
-            USER_SERVICE, user_pb2_grpc.add_UserServiceServicer_to_server, EmptyUserService()
+            USER_SERVICE,
+            user_pb2_grpc.add_UserServiceServicer_to_server,
+            EmptyUserService(),  # type: ignore[abstract]  # GetUser only, as above
         )
         name = "usersvc"
     server = await start_server(

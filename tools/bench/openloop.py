@@ -154,7 +154,9 @@ async def _run(job: OpenJob) -> OpenWorkerResult:
         for ch in channels:
             await asyncio.wait_for(ch.channel_ready(), timeout=10)
         # Bytes in, bytes out: no serializer either way.
-        stubs = [ch.unary_unary(path) for ch in channels]
+        stubs: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
+            ch.unary_unary(path) for ch in channels
+        ]
         # The schedule on the loop's monotonic clock, anchored to the shared wall time.
         offset = loop.time() - time.time()
         window = job.start_at + offset

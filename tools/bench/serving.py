@@ -64,7 +64,8 @@ def scrape(port: int) -> str:
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                return resp.read().decode()
+                text: str = resp.read().decode()
+                return text
         except OSError:
             if time.monotonic() > deadline:
                 raise

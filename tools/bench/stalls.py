@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import urllib.request
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,12 +20,12 @@ THREAD_CPU = "process_thread_cpu_seconds_total"
 
 @dataclass(frozen=True)
 class Snapshot:
-    lag_buckets: Counter[float] = field(default_factory=Counter)  # le -> cumulative count
-    gc_buckets: Counter[float] = field(default_factory=Counter)
+    lag_buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count
+    gc_buckets: dict[float, float] = field(default_factory=dict)
     gc_seconds: float = 0.0
     cpu_wait_seconds: float = 0.0
-    thread_cpu: Counter[str] = field(default_factory=Counter)  # thread name -> CPU seconds
-    thread_wait: Counter[str] = field(default_factory=Counter)
+    thread_cpu: dict[str, float] = field(default_factory=dict)  # thread name -> CPU seconds
+    thread_wait: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,11 @@ class Stalls:
 
 
 def scrape(urls: Sequence[str]) -> Snapshot:
-    lag: Counter[float] = Counter()
-    gc: Counter[float] = Counter()
+    lag: defaultdict[float, float] = defaultdict(float)
+    gc: defaultdict[float, float] = defaultdict(float)
     gc_seconds = cpu_wait = 0.0
-    thread_cpu: Counter[str] = Counter()
-    thread_wait: Counter[str] = Counter()
+    thread_cpu: defaultdict[str, float] = defaultdict(float)
+    thread_wait: defaultdict[str, float] = defaultdict(float)
     for url in urls:
         with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
             text = resp.read().decode()
@@ -65,7 +65,11 @@ def scrape(urls: Sequence[str]) -> Snapshot:
     return Snapshot(lag, gc, gc_seconds, cpu_wait, thread_cpu, thread_wait)
 
 
-def _quantile_bound(buckets: Counter[float], q: float) -> float:
+def _minus(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
+    return {le: n - before.get(le, 0.0) for le, n in after.items() if n > before.get(le, 0.0)}
+
+
+def _quantile_bound(buckets: dict[float, float], q: float) -> float:
     """The upper bound of the bucket the q-quantile falls in (cumulative buckets)."""
     total = buckets.get(math.inf, 0.0)
     if total <= 0:
@@ -76,7 +80,7 @@ def _quantile_bound(buckets: Counter[float], q: float) -> float:
     return math.inf
 
 
-def _highest(buckets: Counter[float]) -> float:
+def _highest(buckets: dict[float, float]) -> float:
     """The upper bound of the highest bucket with any observation in it (NaN: none)."""
     highest, below = math.nan, 0.0
     for le in sorted(buckets):
@@ -86,11 +90,11 @@ def _highest(buckets: Counter[float]) -> float:
 
 
 def between(before: Snapshot, after: Snapshot, seconds: float) -> Stalls:
-    lag = after.lag_buckets - before.lag_buckets
-    gc = after.gc_buckets - before.gc_buckets
+    lag = _minus(after.lag_buckets, before.lag_buckets)
+    gc = _minus(after.gc_buckets, before.gc_buckets)
     seen = bool(after.lag_buckets)
 
-    def cores(a: Counter[str], b: Counter[str]) -> dict[str, float]:
+    def cores(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
         return {name: round((a[name] - b.get(name, 0.0)) / seconds, 3) for name in sorted(a)}
 
     return Stalls(

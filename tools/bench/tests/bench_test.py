@@ -250,7 +250,8 @@ def test_summarize_attributes_samples_to_innermost_known_frame() -> None:
     assert shares["asyncpg (queries, pool)"] == pytest.approx(0.6)
     assert shares["logging (JSON log line per call)"] == pytest.approx(0.3)
     assert shares["grpc.aio server / event loop"] == pytest.approx(0.1)
-    assert p.top_self[0] == ("fetchrow (asyncpg/connection.py:9)", pytest.approx(0.6))
+    assert p.top_self[0][0] == "fetchrow (asyncpg/connection.py:9)"
+    assert p.top_self[0][1] == pytest.approx(0.6)
 
 
 def test_replace_section_keeps_the_other_tools_section(tmp_path: Path) -> None:
