@@ -179,7 +179,7 @@ class LoginStats:
 
 
 async def probe_logins(
-    auth: auth_pb2_grpc.AuthServiceStub,
+    auth: auth_pb2_grpc.AuthServiceAsyncStub,
     email: str,
     password: str,
     seconds: float,

@@ -38,9 +38,9 @@ CHEAP_ARGON2: dict[str, Any] = {
 @dataclass
 class System:
     users_app: userapp.UserApp
-    users: user_pb2_grpc.UserServiceStub
-    payments: payment_pb2_grpc.PaymentServiceStub
-    auth: auth_pb2_grpc.AuthServiceStub
+    users: user_pb2_grpc.UserServiceAsyncStub
+    payments: payment_pb2_grpc.PaymentServiceAsyncStub
+    auth: auth_pb2_grpc.AuthServiceAsyncStub
     auth_app: authapp.AuthApp
     auth_settings: AuthSettings
     keys: ServiceKeys  # callers of usersvc (authsvc, paymentsvc)
@@ -138,7 +138,7 @@ async def running_system(
 
 async def sign_up_and_log_in(
     system: System, email: str, password: str = PASSWORD
-) -> tuple[str, list[tuple[str, str]]]:
+) -> tuple[str, tuple[tuple[str, str], ...]]:
     user = await system.users.CreateUser(user_pb2.CreateUserRequest(email=email, password=password))
     login = await system.auth.Login(auth_pb2.LoginRequest(email=email, password=password))
     return user.user_id, bearer(login.token)

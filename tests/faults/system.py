@@ -29,7 +29,7 @@ class Credentials:
             keys.add(name)
         return cls(keys)
 
-    def metadata(self, audience: str) -> list[tuple[str, str]]:
+    def metadata(self, audience: str) -> tuple[tuple[str, str], ...]:
         """What the test sends to `audience` (usersvc, paymentsvc, authsvc)."""
         return bearer(self.keys.token(TESTER, audience))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -57,8 +58,13 @@ async def login(new_database, creds: Credentials) -> AsyncIterator[auth_pb2_grpc
 REQUEST = auth_pb2.LoginRequest(email="obs@example.com", password="correct horse")
 
 
-def rpc_lines(caplog: pytest.LogCaptureFixture) -> dict[str, logging.LogRecord]:
-    return {r.method: r for r in caplog.records if r.name == "rpc" and r.getMessage() == "rpc"}
+def rpc_lines(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    """The rpc log lines by method; their fields (request_id, code) are record attributes."""
+    return {
+        r.__dict__["method"]: r
+        for r in caplog.records
+        if r.name == "rpc" and r.getMessage() == "rpc"
+    }
 
 
 async def test_request_id_is_carried_to_usersvc(login, caplog) -> None:

@@ -9,6 +9,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import grpc
@@ -117,7 +118,7 @@ async def test_killed_usersvc_fails_fast_and_recovers(users_process, new_databas
                     metadata=creds.metadata("paymentsvc"),
                 )
 
-            def login_call():
+            def login_call() -> Any:
                 return logins.Login(
                     auth_pb2.LoginRequest(email="kill@example.com", password="correct horse"),
                     timeout=5,

@@ -102,7 +102,7 @@ def test_create_user_then_get_user_round_trips(system: System) -> None:
 
     got = system.users.GetUser(
         user_pb2.GetUserRequest(user_id=created.user_id),
-        metadata=[("authorization", f"Bearer {token}")],
+        metadata=(("authorization", f"Bearer {token}"),),
         timeout=10,
     )
     assert got.user_id == created.user_id
@@ -145,7 +145,7 @@ def test_login_gives_a_signed_token_and_one_answer_for_bad_credentials(system: S
 def test_get_user_errors(system: System) -> None:
     created, _, token = _signup(system)
     other, _, _ = _signup(system)
-    auth = [("authorization", f"Bearer {token}")]
+    auth = (("authorization", f"Bearer {token}"),)
     own = user_pb2.GetUserRequest(user_id=created.user_id)
     assert _code(lambda: system.users.GetUser(own, timeout=10)) == grpc.StatusCode.UNAUTHENTICATED
     someone_else = user_pb2.GetUserRequest(user_id=other.user_id)
@@ -161,7 +161,7 @@ def test_get_user_errors(system: System) -> None:
 
 def test_create_payment_with_only_the_seed_fields(system: System) -> None:
     created, _, token = _signup(system)
-    auth = [("authorization", f"Bearer {token}")]
+    auth = (("authorization", f"Bearer {token}"),)
     paid = system.payments.CreatePayment(
         payment_pb2.CreatePaymentRequest(user_id=created.user_id, amount=1250),
         metadata=auth,
@@ -181,7 +181,7 @@ def test_create_payment_with_only_the_seed_fields(system: System) -> None:
 def test_create_payment_errors(system: System) -> None:
     created, _, token = _signup(system)
     other, _, _ = _signup(system)
-    auth = [("authorization", f"Bearer {token}")]
+    auth = (("authorization", f"Bearer {token}"),)
     for amount in (0, -5):
         request = payment_pb2.CreatePaymentRequest(user_id=created.user_id, amount=amount)
         assert _code(

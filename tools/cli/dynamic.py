@@ -34,7 +34,8 @@ def call(
         raise UnknownMethodError(f"{method!r}: expected package.Service/Method")
     pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
     try:
-        desc = pool.FindServiceByName(service).FindMethodByName(name)
+        # protobuf's stubs leave the pool's lookups untyped.
+        desc = pool.FindServiceByName(service).FindMethodByName(name)  # type: ignore[no-untyped-call]
     except KeyError:
         raise UnknownMethodError(f"the server offers no method {service}/{name}") from None
     if desc is None:
@@ -47,4 +48,4 @@ def call(
         request_serializer=request_type.SerializeToString,
         response_deserializer=response_type.FromString,
     )
-    return rpc(request, metadata=list(metadata), timeout=timeout)
+    return rpc(request, metadata=tuple(metadata), timeout=timeout)

@@ -32,7 +32,7 @@ from user.v1 import user_pb2, user_pb2_grpc
 
 
 def _addr(args: argparse.Namespace, name: str) -> str:
-    return getattr(args, name)
+    return str(getattr(args, name))
 
 
 def _channel(args: argparse.Namespace, name: str) -> grpc.Channel:
@@ -47,12 +47,12 @@ def _channel_to(args: argparse.Namespace, address: str) -> grpc.Channel:
     return grpc.insecure_channel(address)
 
 
-def _auth(args: argparse.Namespace) -> list[tuple[str, str]]:
+def _auth(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     if not args.token:
         raise SystemExit(
             "error: this command needs a token: run `login`, then pass --token or set MICRO_TOKEN"
         )
-    return [("authorization", f"Bearer {args.token}")]
+    return (("authorization", f"Bearer {args.token}"),)
 
 
 def create_user(args: argparse.Namespace) -> Any:
@@ -131,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    def cmd(name: str, fn: Callable[[argparse.Namespace], Any], help_: str):
+    def cmd(
+        name: str, fn: Callable[[argparse.Namespace], Any], help_: str
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_)
         sp.set_defaults(func=fn)
         return sp
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resp = args.func(args)
     except grpc.RpcError as exc:
-        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
     except (dynamic.UnknownMethodError, json_format.ParseError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -183,7 +183,8 @@ class Docker:
 
     def inspect(self, name: str) -> dict[str, Any]:
         (info,) = json.loads(self._run("container", "inspect", name).stdout)
-        return info
+        inspected: dict[str, Any] = info
+        return inspected
 
     def running(self, name: str) -> bool:
         return bool(self.inspect(name)["State"]["Running"])

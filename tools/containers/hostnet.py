@@ -66,7 +66,7 @@ def _backing_container(
         name = deployment["metadata"]["name"]
         labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
         if name in specs and selector and selector.items() <= labels.items():
-            return name
+            return str(name)
     return None
 
 

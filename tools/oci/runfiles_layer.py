@@ -25,6 +25,7 @@ import marshal
 import os
 import sys
 import tarfile
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 # PEP 552 flags: hash-based (bit 0), not checked against the source (bit 1 clear).
@@ -98,7 +99,7 @@ def with_byte_code(entries: dict[str, str | None]) -> dict[str, str | bytes | No
     return out
 
 
-def write_layer(entries: dict[str, str | bytes | None], out: str) -> None:
+def write_layer(entries: Mapping[str, str | bytes | None], out: str) -> None:
     dirs: set[str] = set()
     for rel in entries:
         parent = os.path.dirname(rel)

@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     print(registry(images))
     if args.changed:
         print()
-        for platform in platforms(args.changed[0]):
-            print(changed(*args.changed, platform=platform))
+        before, after = args.changed
+        for platform in platforms(before):
+            print(changed(before, after, platform=platform))
     return 0
 
 

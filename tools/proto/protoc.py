@@ -13,7 +13,8 @@ from grpc_tools import protoc
 
 def main() -> int:
     well_known = resources.files("grpc_tools") / "_proto"
-    return protoc.main(["protoc", *sys.argv[1:], f"-I{well_known}"])
+    code: int = protoc.main(["protoc", *sys.argv[1:], f"-I{well_known}"])
+    return code
 
 
 if __name__ == "__main__":

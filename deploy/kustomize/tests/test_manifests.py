@@ -401,7 +401,7 @@ def test_each_service_connects_to_its_own_database_with_the_password_postgres_go
         assert "valueFrom" not in url_entry
         url = urlsplit(url_entry["value"])
         assert url.scheme in ("postgres", "postgresql")
-        assert (url.hostname, url.port, url.path) == (DB_HOST, 5432, "/" + spec["db"]), svc
+        assert (url.hostname, url.port, url.path) == (DB_HOST, 5432, "/" + str(spec["db"])), svc
         assert url.username == svc
         match = re.fullmatch(r"\$\((\w+)\)", url.password or "")
         assert match, f"{svc}: the password in DATABASE_URL must be a $(VAR) reference"
@@ -431,8 +431,8 @@ def test_no_secret_value_appears_in_any_configmap(rendered, overlay):
                     assert needle not in text, (
                         f"ConfigMap {cm['metadata']['name']}/{key} holds Secret {secret}/{secret_key}"
                     )
-    for secret in of_kind(docs, "Secret"):
-        assert secret["type"] == "Opaque"
+    for doc in of_kind(docs, "Secret"):
+        assert doc["type"] == "Opaque"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

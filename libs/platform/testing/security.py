@@ -30,8 +30,8 @@ ISSUER = "authsvc"
 AUDIENCE = "micro"
 
 
-def bearer(token: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {token}")]
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def test_files_get_the_volume_mode_and_the_fs_group(
         assert uid == -1, "the owner stays; only the group is the pod's"
         chowned[Path(path).name] = gid
 
-    monkeypatch.setattr(volumes.os, "chown", chown)
+    monkeypatch.setattr(os, "chown", chown)
     mount = volumes.write_volume(KEY, tmp_path / "v", group=65532)
     assert (mount.source, mount.target, mount.read_only) == (tmp_path / "v", "/keys", True)
     assert chowned == {"key.pem": 65532, "v": 65532}
@@ -36,7 +37,7 @@ def test_without_root_the_group_bits_go_to_everyone(
     def refuse(*_: object) -> None:
         raise PermissionError("not root")
 
-    monkeypatch.setattr(volumes.os, "chown", refuse)
+    monkeypatch.setattr(os, "chown", refuse)
     volumes.write_volume(KEY, tmp_path / "v", group=65532)
     assert stat.S_IMODE((tmp_path / "v" / "key.pem").stat().st_mode) == 0o444
     assert stat.S_IMODE((tmp_path / "v").stat().st_mode) == 0o755

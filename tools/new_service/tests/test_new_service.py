@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +28,9 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def services_in(bzl: Path) -> dict:
+def services_in(bzl: Path) -> dict[str, Any]:
     """SERVICES of an inventory.bzl: a Starlark dict literal is a Python one too."""
-    scope: dict = {}
+    scope: dict[str, Any] = {}
     exec(bzl.read_text(), scope)  # noqa: S102 - our own inventory file
     return scope["SERVICES"]
 

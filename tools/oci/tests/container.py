@@ -56,8 +56,8 @@ def unpack(tarball: Path, root: Path) -> dict[str, Any]:
     """Unpacks a docker-load tarball's layers into root; returns the image config."""
     root.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tarball) as outer:
-        (manifest,) = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
-        config = json.load(outer.extractfile(manifest["Config"]))  # type: ignore[arg-type]
+        (manifest,) = json.load(outer.extractfile("manifest.json"))
+        config = json.load(outer.extractfile(manifest["Config"]))
         for name in manifest["Layers"]:
             blob = outer.extractfile(name)
             assert blob is not None

@@ -35,7 +35,7 @@ class Journey:
 LOGIN_ATTEMPTS = 3
 
 
-async def _log_in(auth: auth_pb2_grpc.AuthServiceStub, email: str) -> auth_pb2.LoginResponse:
+async def _log_in(auth: auth_pb2_grpc.AuthServiceAsyncStub, email: str) -> auth_pb2.LoginResponse:
     """Login as a client should: "retry later" (UNAVAILABLE) is tried again, a few times.
 
     The images check passwords at production argon2 cost, and authsvc gives usersvc's check
