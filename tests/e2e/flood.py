@@ -1,5 +1,6 @@
-"""Floods and a login probe: the sign-up flood (second round, finding 2) and the login
-flood from many addresses (third round, finding 1), and what they do to Login.
+"""Floods and a probe: the sign-up flood (second round, finding 2), the login flood from many
+addresses (third round, finding 1) and what they do to Login, and one account's flood of its
+own reads (third round) and what it does to other users' calls.
 
 Used by test_attacks.py (short floods, asserting that logins keep working) and by
 signup_flood.py and login_flood.py (20 s measurements with their printed numbers). A flood
@@ -26,6 +27,7 @@ import grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.testing.net import SourceAddressProxy
+from payment.v1 import payment_pb2, payment_pb2_grpc
 from user.v1 import user_pb2, user_pb2_grpc
 
 
@@ -94,6 +96,43 @@ async def login_flood(
     return codes
 
 
+async def account_flood(
+    users_addr: str,
+    payments_addr: str,
+    user_id: str,
+    token: str,
+    concurrency: int,
+    seconds: float,
+) -> Counter[str]:
+    """One account's `concurrency` callers reading its own user and its payments (a page of
+    100) back to back, with its own valid token; answers by status code."""
+    codes: Counter[str] = Counter()
+    end = time.monotonic() + seconds
+    metadata = (("authorization", f"Bearer {token}"),)
+    async with (
+        grpc.aio.insecure_channel(users_addr) as uc,
+        grpc.aio.insecure_channel(payments_addr) as pc,
+    ):
+        users = user_pb2_grpc.UserServiceStub(uc)
+        payments = payment_pb2_grpc.PaymentServiceStub(pc)
+
+        async def caller() -> None:
+            while time.monotonic() < end:
+                get = users.GetUser(
+                    user_pb2.GetUserRequest(user_id=user_id), metadata=metadata, timeout=10
+                )
+                codes[await outcome(get)] += 1
+                listed = payments.ListPayments(
+                    payment_pb2.ListPaymentsRequest(user_id=user_id, page_size=100),
+                    metadata=metadata,
+                    timeout=10,
+                )
+                codes[await outcome(listed)] += 1
+
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return codes
+
+
 def _child(run: Callable[..., Awaitable[Counter[str]]], *args: object) -> None:
     """In the child process: `run(*args)` (a flood above), its codes sent back through the
     pipe that comes last in `args`."""
@@ -142,6 +181,22 @@ def start_login_flood(
     return _start(login_flood, "login-flood", auth_addr, addresses, concurrency, seconds)
 
 
+def start_account_flood(
+    users_addr: str, payments_addr: str, user_id: str, token: str, concurrency: int, seconds: float
+) -> FloodProcess:
+    """One account's flood in a child process (account_flood)."""
+    return _start(
+        account_flood,
+        "account-flood",
+        users_addr,
+        payments_addr,
+        user_id,
+        token,
+        concurrency,
+        seconds,
+    )
+
+
 @dataclass
 class LoginStats:
     latencies: list[float] = field(default_factory=list)  # seconds, every attempt
@@ -169,9 +224,9 @@ class LoginStats:
         self.latencies.append(time.monotonic() - start)
         self.codes[code] += 1
 
-    def summary(self) -> str:
+    def summary(self, what: str = "logins") -> str:
         return (
-            f"{self.attempts} logins, {self.success_rate:.1%} succeeded, "
+            f"{self.attempts} {what}, {self.success_rate:.1%} succeeded, "
             f"p50 {self.percentile(50) * 1000:.0f} ms, p99 {self.percentile(99) * 1000:.0f} ms, "
             f"max {max(self.latencies, default=math.nan) * 1000:.0f} ms; "
             f"answers {dict(sorted(self.codes.items()))}"

@@ -10,7 +10,7 @@ processes, exactly as deployed.
 Auth is on, as in production: fresh development keys are generated at start in a temporary
 directory (authsvc's token signing key; a service key for each service that calls another;
 each callee trusts the public halves of its own callers only, the inventory's `calls`, as
-the manifests wire them) and removed on exit.
+the manifests wire them: libs/platform/testing/topology.py) and removed on exit.
 """
 
 from __future__ import annotations
@@ -25,13 +25,9 @@ import tempfile
 from pathlib import Path
 
 from libs import inventory
-from libs.platform.testing.launch import (
-    binary_command,
-    public_pem,
-    wait_healthy,
-    write_private_key,
-)
+from libs.platform.testing.launch import binary_command, wait_healthy
 from libs.platform.testing.postgres import PostgresCluster, create_database
+from libs.platform.testing.topology import wiring
 from tools.local.shared import (
     SERVICES,
     add_port_arguments,
@@ -44,33 +40,6 @@ from tools.local.shared import (
 # tools/local/run.py -> the root of the runfiles tree it runs from, where BUILD.bazel's
 # data puts every service's binary.
 RUNFILES = Path(__file__).parent.parent.parent
-
-
-def dev_keys(directory: Path) -> dict[str, dict[str, str]]:
-    """Generate throwaway keys; return the extra environment of each service."""
-    inv = inventory.load()
-    env: dict[str, dict[str, str]] = {s.name: {} for s in SERVICES}
-    public: dict[str, bytes] = {}
-    # Services that call others sign service tokens with their own key.
-    for s in inv.callers():
-        key = write_private_key(directory / f"{s.name}.key")
-        public[s.name] = public_pem(key)
-        env[s.name]["SERVICE_KEY_FILE"] = str(directory / f"{s.name}.key")
-    # Whom each callee trusts (TRUSTED_SERVICE_KEYS, a directory of <caller>.pem): its
-    # callers only, so no service trusts itself.
-    for s in SERVICES:
-        callers = inv.callers_of(s.name)
-        if not callers:
-            continue
-        trusted = directory / f"trusted-by-{s.name}"
-        trusted.mkdir()
-        for name in callers:
-            (trusted / f"{name}.pem").write_bytes(public[name])
-        env[s.name]["TRUSTED_SERVICE_KEYS"] = str(trusted)
-    # authsvc signs the users' access tokens.
-    write_private_key(directory / "signing.key")
-    env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(directory / "signing.key")
-    return env
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -103,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     add_port_arguments(parser)
     args = parser.parse_args(argv)
     ports = grpc_ports(args.base_port)
-    # Every service learns every address; each reads those it calls (<NAME>_ADDR).
-    addresses = {f"{s.env_prefix}_ADDR": f"127.0.0.1:{ports[s.name]}" for s in SERVICES}
+    addresses = {s.name: f"127.0.0.1:{ports[s.name]}" for s in SERVICES}
 
     # With WORKERS=N each service's worker i serves METRICS_PORT + i (libs/platform/runner.py),
     # so the services' metrics ports are spaced N apart.
@@ -130,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     with PostgresCluster() as cluster, tempfile.TemporaryDirectory(prefix="micro-keys-") as kd:
         try:
-            keys_env = dev_keys(Path(kd))
+            # Production's wiring (keys, trust, addresses), from the inventory.
+            wired = wiring(inventory.load(), Path(kd), addresses)
             urls = {
                 s.name: asyncio.run(create_database(cluster.admin_dsn, s.database))
                 for s in SERVICES
@@ -144,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     # One metrics port each: the default 9090 would collide.
                     "METRICS_PORT": str(metrics_port(offset)),
                     "LOG_LEVEL": args.log_level,
-                    **addresses,
-                    **keys_env[s.name],
+                    **wired[s.name],
                 }
                 binary = binary_command(getattr(args, s.name))
                 procs.append(subprocess.Popen(binary, env=env))  # noqa: S603
