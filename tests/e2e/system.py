@@ -1,5 +1,5 @@
-"""All three services in-process on ephemeral ports, each with its own database, wired as
-tools/local/run.py wires them."""
+"""All three services in-process on free ports, each with its own database, wired as
+production is (libs/platform/testing/topology.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from libs.platform.auth.keys import private_pem
+from libs import inventory
+from libs.platform.auth.service_tokens import ServiceTokenSigner
+from libs.platform.config import load_settings
 from libs.platform.testing.net import free_port, ipv6_loopback
-from libs.platform.testing.security import ServiceKeys, bearer
+from libs.platform.testing.security import bearer
+from libs.platform.testing.topology import wiring
 from payment.v1 import payment_pb2_grpc
 from services.authsvc import app as authapp
 from services.authsvc.config import Settings as AuthSettings
@@ -26,6 +28,7 @@ from services.usersvc import app as userapp
 from services.usersvc.config import Settings as UserSettings
 from user.v1 import user_pb2, user_pb2_grpc
 
+S = TypeVar("S")
 PASSWORD = "correct horse"
 # Cheap argon2 keeps the suite fast; the flood test needs the production cost.
 CHEAP_ARGON2: dict[str, Any] = {
@@ -43,10 +46,16 @@ class System:
     auth: auth_pb2_grpc.AuthServiceAsyncStub
     auth_app: authapp.AuthApp
     auth_settings: AuthSettings
-    keys: ServiceKeys  # callers of usersvc (authsvc, paymentsvc)
+    keys: Path  # the wiring's key directory: <service>.key for every caller
     # authsvc seen from a second caller address (::1), or None without IPv6.
     auth_other_address: auth_pb2_grpc.AuthServiceStub | None = None
     payments_port: int = 0
+
+    def service_token(self, caller: str, audience: str) -> str:
+        """A service token signed with `caller`'s own key, as its calls carry."""
+        signer = ServiceTokenSigner.from_file(caller, str(self.keys / f"{caller}.key"))
+        assert signer is not None
+        return signer.token_for(audience)
 
     @property
     def users_addr(self) -> str:
@@ -61,61 +70,49 @@ async def running_system(
     argon2: dict[str, Any] | None = None,
     usersvc_timeout_seconds: float = 1.0,
 ) -> AsyncIterator[System]:
-    # As tools/local/run.py does: a signing key for authsvc, a key per calling service;
-    # usersvc trusts authsvc's and paymentsvc's, authsvc trusts usersvc's.
-    keys = ServiceKeys(tmp_path / "callers-of-usersvc")
-    keys.directory.mkdir()
-    keys.add("authsvc")
-    keys.add("paymentsvc")
-    to_authsvc = ServiceKeys(tmp_path / "callers-of-authsvc")
-    to_authsvc.directory.mkdir()
-    to_authsvc.add("usersvc")
-    signing = tmp_path / "signing.pem"
-    signing.write_bytes(private_pem(Ed25519PrivateKey.generate()))
-    # authsvc's port is fixed up front: usersvc and paymentsvc fetch its keys from there,
-    # and the rotation test restarts it on the same address.
-    auth_port = free_port()
-    auth_addr = f"127.0.0.1:{auth_port}"
+    # Production's wiring (libs/platform/testing/topology.py), as the local run has it. The
+    # ports are fixed up front, since each service is told the others' addresses; the
+    # rotation test restarts authsvc on the same one.
+    ports = {name: free_port() for name in ("usersvc", "paymentsvc", "authsvc")}
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    wired = wiring(
+        inventory.load(), keys, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    )
+
+    async def settings(cls: type[S], name: str, **values: object) -> S:
+        env = {
+            **wired[name],
+            "DATABASE_URL": await new_database(),
+            "GRPC_PORT": str(ports[name]),
+            "GRPC_HOST": "127.0.0.1",
+            **{key.upper(): str(value) for key, value in values.items()},
+        }
+        return load_settings(cls, env)
+
     users = await userapp.start(
-        UserSettings(
-            database_url=await new_database(),
-            grpc_port=0,
-            grpc_host="127.0.0.1",
-            authsvc_addr=auth_addr,
-            trusted_service_keys=str(keys.trusted_dir),
-            service_key_file=to_authsvc.key_file("usersvc"),
+        await settings(
+            UserSettings,
+            "usersvc",
             jwks_min_refresh_seconds=0.0,
             **(CHEAP_ARGON2 if argon2 is None else argon2),
         )
     )
-    users_addr = f"127.0.0.1:{users.port}"
     payments = await payapp.start(
-        PaySettings(
-            database_url=await new_database(),
-            grpc_port=0,
-            grpc_host="127.0.0.1",
-            usersvc_addr=users_addr,
-            usersvc_timeout_seconds=1.0,
-            authsvc_addr=auth_addr,
-            service_key_file=keys.key_file("paymentsvc"),
-        )
+        await settings(PaySettings, "paymentsvc", usersvc_timeout_seconds=1.0)
     )
     dual_stack = ipv6_loopback()
-    auth_settings = AuthSettings(
-        database_url=await new_database(),
-        grpc_port=auth_port,
+    auth_settings = await settings(
+        AuthSettings,
+        "authsvc",
         # Both loopbacks where IPv6 exists: two caller addresses for the throttling tests.
         grpc_host="[::]" if dual_stack else "127.0.0.1",
-        usersvc_addr=users_addr,
         usersvc_timeout_seconds=usersvc_timeout_seconds,
-        auth_signing_key_file=str(signing),
-        service_key_file=keys.key_file("authsvc"),
-        trusted_service_keys=str(to_authsvc.trusted_dir),
     )
     auth = await authapp.start(auth_settings)
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") for a in (users, payments, auth)]
     if dual_stack:
-        channels.append(grpc.aio.insecure_channel(f"[::1]:{auth_port}"))
+        channels.append(grpc.aio.insecure_channel(f"[::1]:{ports['authsvc']}"))
     system = System(
         users,
         user_pb2_grpc.UserServiceStub(channels[0]),

@@ -126,7 +126,7 @@ async def test_users_are_isolated_and_internal_rpcs_refuse_users(system: System)
     await expect_refused(system.users.VerifyCredentials(verify, metadata=as_ann), denied)
     await expect_refused(system.users.VerifyCredentials(verify), grpc.StatusCode.UNAUTHENTICATED)
     # paymentsvc's identity may read users but is no password oracle.
-    as_payments = bearer(system.keys.token("paymentsvc", "usersvc"))
+    as_payments = bearer(system.service_token("paymentsvc", "usersvc"))
     await expect_refused(system.users.VerifyCredentials(verify, metadata=as_payments), denied)
     assert ann != bob
 
