@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from libs import inventory
-from libs.platform.testing.launch import (
-    binary_command,
-    public_pem,
-    wait_healthy,
-    write_private_key,
-)
+from libs.platform.testing.launch import binary_command, wait_healthy
 from libs.platform.testing.postgres import PostgresCluster, create_database
+from libs.platform.testing.topology import wiring
 
 # Every service of services/inventory.bzl gets its database (the bench starts those it
 # measures), then the empty server and the two-hop chain: ports 50151, 50152, ... in that order.
@@ -91,22 +87,17 @@ class System:
             self.urls[svc] = asyncio.run(create_database(self.cluster.admin_dsn, db))
 
     def environments(self) -> None:
-        """Per-service settings, keys included: every service signs its calls to others and
-        trusts the others' public keys (harmless where a service does not read them)."""
+        """Per-server settings: the services wired as in production (their keys, each
+        trusting exactly its callers: libs/platform/testing/topology.py); the empty server
+        verifies like usersvc, with usersvc's trust, and the chain calls it as paymentsvc
+        does, with paymentsvc's key."""
         self.tmp = Path(tempfile.mkdtemp(prefix="micro-bench-"))
-        keys, trusted = self.tmp / "keys", self.tmp / "trusted"
+        keys = self.tmp / "keys"
         keys.mkdir()
-        trusted.mkdir()
-        for svc in DATABASES:
-            key = write_private_key(keys / f"{svc}.pem")
-            (trusted / f"{svc}.pem").write_bytes(public_pem(key))
-        write_private_key(self.tmp / "auth_signing.pem")
+        wired = wiring(inventory.load(), keys, {svc: self.addr(svc) for svc in DATABASES})
         common = {
             "LOG_LEVEL": self.log_level,
             "GRPC_HOST": "127.0.0.1",
-            "USERSVC_ADDR": self.addr("usersvc"),
-            "AUTHSVC_ADDR": self.addr("authsvc"),
-            "TRUSTED_SERVICE_KEYS": str(trusted),
             # The whole load is one bench user's, so the per-user limits (calls in flight,
             # libs/platform/auth/verification.py; payments per second, paymentsvc) would
             # measure themselves, not the services.
@@ -116,25 +107,24 @@ class System:
         for svc in DATABASES:
             self.env[svc] = {
                 **common,
+                **wired[svc],
                 "DATABASE_URL": self.urls[svc],
                 "GRPC_PORT": str(PORTS[svc]),
                 "METRICS_PORT": str(METRICS_PORTS[svc]),
-                "SERVICE_KEY_FILE": str(keys / f"{svc}.pem"),
             }
-        self.env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = str(self.tmp / "auth_signing.pem")
+        as_usersvc = {k: v for k, v in wired["usersvc"].items() if k != "SERVICE_KEY_FILE"}
         self.env["empty"] = {
             **common,
+            **as_usersvc,
             "GRPC_PORT": str(PORTS["empty"]),
             "METRICS_PORT": str(METRICS_PORTS["empty"]),
         }
-        # As paymentsvc calls usersvc: with paymentsvc's service key, which the empty
-        # server (verifying like usersvc) trusts.
         self.env["chain"] = {
             **common,
+            **wired["paymentsvc"],
             "GRPC_PORT": str(PORTS["chain"]),
             "METRICS_PORT": str(METRICS_PORTS["chain"]),
             "CHAIN_TO": self.addr("empty"),
-            "SERVICE_KEY_FILE": str(keys / "paymentsvc.pem"),
         }
 
     def start(self, name: str, workers: int = 1) -> None:
