@@ -15,10 +15,9 @@ import pytest
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs import inventory
 from libs.platform.auth.service_tokens import ServiceTokenSigner
-from libs.platform.config import load_settings
 from libs.platform.testing.net import free_port, ipv6_loopback
 from libs.platform.testing.security import bearer
-from libs.platform.testing.topology import wiring
+from libs.platform.testing.topology import settings, wiring
 from payment.v1 import payment_pb2_grpc
 from services.authsvc import app as authapp
 from services.authsvc.config import Settings as AuthSettings
@@ -80,18 +79,20 @@ async def running_system(
         inventory.load(), keys, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     )
 
-    async def settings(cls: type[S], name: str, **values: object) -> S:
-        env = {
-            **wired[name],
-            "DATABASE_URL": await new_database(),
-            "GRPC_PORT": str(ports[name]),
-            "GRPC_HOST": "127.0.0.1",
-            **{key.upper(): str(value) for key, value in values.items()},
-        }
-        return load_settings(cls, env)
+    async def settings_of(cls: type[S], name: str, **values: object) -> S:
+        return settings(
+            cls,
+            {
+                **{key.lower(): value for key, value in wired[name].items()},
+                "database_url": await new_database(),
+                "grpc_port": ports[name],
+                "grpc_host": "127.0.0.1",
+                **values,
+            },
+        )
 
     users = await userapp.start(
-        await settings(
+        await settings_of(
             UserSettings,
             "usersvc",
             jwks_min_refresh_seconds=0.0,
@@ -99,10 +100,10 @@ async def running_system(
         )
     )
     payments = await payapp.start(
-        await settings(PaySettings, "paymentsvc", usersvc_timeout_seconds=1.0)
+        await settings_of(PaySettings, "paymentsvc", usersvc_timeout_seconds=1.0)
     )
     dual_stack = ipv6_loopback()
-    auth_settings = await settings(
+    auth_settings = await settings_of(
         AuthSettings,
         "authsvc",
         # Both loopbacks where IPv6 exists: two caller addresses for the throttling tests.

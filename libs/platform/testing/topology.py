@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from libs.inventory import Inventory
+from libs.platform.config import load_settings
 from libs.platform.testing.launch import public_pem, write_private_key
+
+T = TypeVar("T")
 
 # The service that issues the users' access tokens; it alone holds their signing key.
 TOKEN_ISSUER = "authsvc"  # noqa: S105 - a service name, not a secret
@@ -57,3 +61,11 @@ def wiring(
         write_private_key(keys / "signing.key")
         env[TOKEN_ISSUER]["AUTH_SIGNING_KEY_FILE"] = str(keys / "signing.key")
     return env
+
+
+def settings(cls: type[T], values: Mapping[str, object]) -> T:
+    """`cls` loaded the way a deployed process loads it, from `values` (field name -> value)
+    turned into its environment variables; a None value leaves the field unset. Tests get
+    the same parsing and checks as production, and no untyped keyword arguments."""
+    env = {name.upper(): str(value) for name, value in values.items() if value is not None}
+    return load_settings(cls, env)

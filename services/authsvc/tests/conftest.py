@@ -18,6 +18,7 @@ from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     serve_fake,
 )
 from libs.platform.testing.security import ServiceKeys, report_hostile
+from libs.platform.testing.topology import settings
 from services.authsvc import app
 from services.authsvc.config import Settings
 from user.v1 import user_pb2, user_pb2_grpc
@@ -105,8 +106,7 @@ def make_settings(database_url: str, users_port: int, **kw: object) -> Settings:
         "usersvc_addr": f"127.0.0.1:{users_port}",
         "usersvc_timeout_seconds": 0.5,
     }
-    # Mixed value types in one dict; Settings checks them itself.
-    return Settings(**{**values, **kw})  # type: ignore[arg-type]
+    return settings(Settings, {**values, **kw})
 
 
 @pytest.fixture

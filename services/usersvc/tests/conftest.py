@@ -13,6 +13,7 @@ from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     pytest_configure,
 )
 from libs.platform.testing.security import ServiceKeys, report_hostile
+from libs.platform.testing.topology import settings
 from services.usersvc import app
 from services.usersvc.config import Settings
 from user.v1 import user_pb2_grpc
@@ -35,8 +36,7 @@ def make_settings(database_url: str, jwks_port: int, trusted: str, **kw: object)
         "trusted_service_keys": trusted,
         "jwks_min_refresh_seconds": 0.0,
     }
-    # Mixed value types in one dict; Settings checks them itself.
-    return Settings(**{**values, **kw})  # type: ignore[arg-type]
+    return settings(Settings, {**values, **kw})
 
 
 @pytest.fixture
