@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from libs.platform import db
+from libs.platform import db, emails
 from libs.platform.emails import Email
 from libs.platform.errors import AlreadyExists
+from services.usersvc import lookalikes
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,26 @@ def _row(r: asyncpg.Record) -> UserRow:
 
 
 def duplicate_email(email: str) -> AlreadyExists:
-    return AlreadyExists(f"a user with email {email!r} already exists")
+    # One answer for the same address and for a look-alike, so it tells no more than
+    # ALREADY_EXISTS always told: that this address is not available.
+    return AlreadyExists(f"a user with email {email!r} or one that looks the same already exists")
+
+
+# Rows written by a replica older than migration 0004 during a rolling update: a canonical
+# form in the old rules and no skeleton (a partial index finds them; normally there are
+# none). Checks recompute their forms rather than miss them; bounded, since a rollout
+# lasts minutes.
+_STRAGGLERS = (
+    "SELECT id, email FROM users WHERE email_skeleton IS NULL AND email_canonical IS NOT NULL "
+    "LIMIT 1000"
+)
+
+
+def _skeleton_lock(skeleton: str) -> int:
+    # Two sign-ups with look-alike addresses take the same lock, so the check and the insert
+    # are one step for them (no unique index can hold skeletons: existing look-alike rows
+    # may share one, see migration 0004).
+    return int.from_bytes(hashlib.sha256(skeleton.encode()).digest()[:8], "big", signed=True)
 
 
 class UserStore:
@@ -72,14 +94,19 @@ class UserStore:
         return db.acquire(self._pool, self._timeout)
 
     async def create(self, email: Email, display_name: str, password_hash: str) -> UserRow:
-        async with self._conn() as conn:
+        skeleton = lookalikes.of(email)
+        async with self._conn() as conn, conn.transaction():
+            if await self._taken(conn, email, skeleton, lock=True):
+                raise duplicate_email(email.address)
             try:
                 r = await conn.fetchrow(
-                    f"INSERT INTO users (id, email, email_canonical, display_name, password_hash) "
-                    f"VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
+                    f"INSERT INTO users "
+                    f"(id, email, email_canonical, email_skeleton, display_name, password_hash) "
+                    f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
                     uuid.uuid4(),
                     email.address,
                     email.canonical,
+                    skeleton,
                     display_name,
                     password_hash,
                     timeout=db.query_timeout(),
@@ -89,13 +116,44 @@ class UserStore:
         return _row(r)
 
     async def email_taken(self, email: Email) -> bool:
+        """Whether an account has this address or a look-alike (a read, no lock: the
+        writes check again under the lock)."""
         async with self._conn() as conn:
-            found = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1)",
-                email.canonical,
+            return await self._taken(conn, email, lookalikes.of(email), lock=False)
+
+    async def _taken(
+        self,
+        conn: Any,  # a pooled connection (db.acquire)
+        email: Email,
+        skeleton: str,
+        *,
+        lock: bool,
+        user_id: uuid.UUID | None = None,
+    ) -> bool:
+        """Another account than `user_id` has the canonical form or the skeleton of `email`.
+
+        With `lock`, first takes the skeleton's transaction lock (inside a transaction).
+        """
+        if lock:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                _skeleton_lock(skeleton),
                 timeout=db.query_timeout(),
             )
-        return bool(found)
+        found = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM users "
+            "WHERE (email_canonical = $1 OR email_skeleton = $2) AND id IS DISTINCT FROM $3)",
+            email.canonical,
+            skeleton,
+            user_id,
+            timeout=db.query_timeout(),
+        )
+        if found:
+            return True
+        stragglers = await conn.fetch(_STRAGGLERS, timeout=db.query_timeout())
+        return any(
+            r["id"] != user_id and lookalikes.of_stored(r["email"]) == skeleton for r in stragglers
+        )
 
     async def get(self, user_id: str) -> UserRow | None:
         async with self._conn() as conn:
@@ -132,11 +190,13 @@ class UserStore:
         and, in the same transaction, asks for the user's older sessions to end
         (session_revocations)."""
         new_credentials = password_hash is not None or email is not None
+        skeleton = lookalikes.of(email) if email else None
         sets: list[str] = []
         args: list[object] = [uuid.UUID(user_id)]
         for column, value in (
             ("email", email.address if email else None),
             ("email_canonical", email.canonical if email else None),
+            ("email_skeleton", skeleton),
             ("display_name", display_name),
             ("password_hash", password_hash),
         ):
@@ -149,6 +209,12 @@ class UserStore:
             sets.append("credentials_version = credentials_version + 1")
         sets.append("updated_at = clock_timestamp()")
         async with self._conn() as conn, conn.transaction():
+            if (
+                email is not None
+                and skeleton is not None
+                and await self._taken(conn, email, skeleton, lock=True, user_id=uuid.UUID(user_id))
+            ):
+                raise duplicate_email(email.address)
             try:
                 r = await conn.fetchrow(
                     f"UPDATE users SET {', '.join(sets)} WHERE id = $1 "
@@ -207,13 +273,20 @@ class UserStore:
         return [_row(r) for r in rows]
 
     async def credentials(self, email: Email) -> Credentials | None:
+        query = "SELECT id, email, password_hash, credentials_version FROM users WHERE "
         async with self._conn() as conn:
             r = await conn.fetchrow(
-                "SELECT id, email, password_hash, credentials_version FROM users "
-                "WHERE email_canonical = $1",
-                email.canonical,
-                timeout=db.query_timeout(),
+                query + "email_canonical = $1", email.canonical, timeout=db.query_timeout()
             )
+            if r is None:
+                # A row an older replica wrote during a rolling update holds its canonical
+                # form in the old rules: find it by the current ones.
+                stragglers = await conn.fetch(_STRAGGLERS, timeout=db.query_timeout())
+                ids = [
+                    s["id"] for s in stragglers if emails.canonical(s["email"]) == email.canonical
+                ]
+                if ids:
+                    r = await conn.fetchrow(query + "id = $1", ids[0], timeout=db.query_timeout())
         if r is None:
             return None
         return Credentials(str(r["id"]), r["email"], r["password_hash"], r["credentials_version"])
