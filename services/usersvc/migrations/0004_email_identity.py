@@ -28,7 +28,10 @@ do); some change (`straße@x.io` was `strasse@x.io`, `a@münchen.de` becomes
   helps. Their ids are logged so that an operator can give them their own address back
   with UpdateUser, which the new rules now accept.
 
-Groups are logged by user id, never by address: `email_review` holds the addresses.
+Stored addresses keep their spelling: width mapping applies to addresses given from now on
+(rewriting `kim＠x.io` to `kim@x.io` here could collide in the old `lower(email)` index
+with an account 0002 left without a canonical form). Groups are logged by user id, never by
+address: `email_review` holds the addresses.
 
 Rolling update: replicas running older code keep inserting rows with a canonical form in
 the old rules and no skeleton until they are replaced. `email_skeleton` stays nullable
