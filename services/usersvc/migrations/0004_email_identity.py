@@ -38,8 +38,10 @@ the old rules and no skeleton until they are replaced. `email_skeleton` stays nu
 so those inserts succeed; the unique index on the canonical form keeps them unique in the
 old sense; and the new code (services/usersvc/store.py) recomputes the forms of rows with
 a canonical form but no skeleton when it checks a new address or looks up a login, finding
-them through a partial index that is empty once the rollout is over. A later migration can
-fill them in the same way as this one and make the column NOT NULL.
+them through a partial index that is empty once the rollout is over. One gap remains: an
+email change made by an old replica during the rollout keeps the row's previous skeleton
+(and an old-style canonical form). A later migration, once no old replica runs, recomputes
+every row the way this one does, which closes it, and can make the column NOT NULL.
 """
 
 from __future__ import annotations
