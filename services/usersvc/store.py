@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -72,17 +70,14 @@ def duplicate_email(email: str) -> AlreadyExists:
 # form in the old rules and no skeleton (a partial index finds them; normally there are
 # none). Checks recompute their forms rather than miss them; bounded, since a rollout
 # lasts minutes.
-_STRAGGLERS = (
-    "SELECT id, email FROM users WHERE email_skeleton IS NULL AND email_canonical IS NOT NULL "
-    "LIMIT 1000"
+_STRAGGLER = "email_skeleton IS NULL AND email_canonical IS NOT NULL"
+# One round trip, as the check before it was: sign-ups run it before hashing.
+_TAKEN = (
+    "SELECT EXISTS (SELECT 1 FROM users WHERE (email_canonical = $1 OR email_skeleton = $2) "
+    "AND id IS DISTINCT FROM $3) AS taken, "
+    f"ARRAY(SELECT email FROM users WHERE {_STRAGGLER} AND id IS DISTINCT FROM $3 "
+    "LIMIT 1000) AS stragglers"
 )
-
-
-def _skeleton_lock(skeleton: str) -> int:
-    # Two sign-ups with look-alike addresses take the same lock, so the check and the insert
-    # are one step for them (no unique index can hold skeletons: existing look-alike rows
-    # may share one, see migration 0004).
-    return int.from_bytes(hashlib.sha256(skeleton.encode()).digest()[:8], "big", signed=True)
 
 
 class UserStore:
@@ -94,10 +89,9 @@ class UserStore:
         return db.acquire(self._pool, self._timeout)
 
     async def create(self, email: Email, display_name: str, password_hash: str) -> UserRow:
-        skeleton = lookalikes.of(email)
-        async with self._conn() as conn, conn.transaction():
-            if await self._taken(conn, email, skeleton, lock=True):
-                raise duplicate_email(email.address)
+        # The unique indexes on the canonical form and on the skeleton decide a race between
+        # two sign-ups; the caller's email_taken() has also looked at rows of older code.
+        async with self._conn() as conn:
             try:
                 r = await conn.fetchrow(
                     f"INSERT INTO users "
@@ -106,7 +100,7 @@ class UserStore:
                     uuid.uuid4(),
                     email.address,
                     email.canonical,
-                    skeleton,
+                    lookalikes.of(email),
                     display_name,
                     password_hash,
                     timeout=db.query_timeout(),
@@ -115,44 +109,19 @@ class UserStore:
                 raise duplicate_email(email.address) from None
         return _row(r)
 
-    async def email_taken(self, email: Email) -> bool:
-        """Whether an account has this address or a look-alike (a read, no lock: the
-        writes check again under the lock)."""
+    async def email_taken(self, email: Email, user_id: str | None = None) -> bool:
+        """Whether an account other than `user_id` has this address or a look-alike."""
+        skeleton = lookalikes.of(email)
         async with self._conn() as conn:
-            return await self._taken(conn, email, lookalikes.of(email), lock=False)
-
-    async def _taken(
-        self,
-        conn: Any,  # a pooled connection (db.acquire)
-        email: Email,
-        skeleton: str,
-        *,
-        lock: bool,
-        user_id: uuid.UUID | None = None,
-    ) -> bool:
-        """Another account than `user_id` has the canonical form or the skeleton of `email`.
-
-        With `lock`, first takes the skeleton's transaction lock (inside a transaction).
-        """
-        if lock:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock($1)",
-                _skeleton_lock(skeleton),
+            r = await conn.fetchrow(
+                _TAKEN,
+                email.canonical,
+                skeleton,
+                uuid.UUID(user_id) if user_id else None,
                 timeout=db.query_timeout(),
             )
-        found = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM users "
-            "WHERE (email_canonical = $1 OR email_skeleton = $2) AND id IS DISTINCT FROM $3)",
-            email.canonical,
-            skeleton,
-            user_id,
-            timeout=db.query_timeout(),
-        )
-        if found:
-            return True
-        stragglers = await conn.fetch(_STRAGGLERS, timeout=db.query_timeout())
-        return any(
-            r["id"] != user_id and lookalikes.of_stored(r["email"]) == skeleton for r in stragglers
+        return bool(r["taken"]) or any(
+            lookalikes.of_stored(address) == skeleton for address in r["stragglers"]
         )
 
     async def get(self, user_id: str) -> UserRow | None:
@@ -190,13 +159,14 @@ class UserStore:
         and, in the same transaction, asks for the user's older sessions to end
         (session_revocations)."""
         new_credentials = password_hash is not None or email is not None
-        skeleton = lookalikes.of(email) if email else None
         sets: list[str] = []
         args: list[object] = [uuid.UUID(user_id)]
         for column, value in (
             ("email", email.address if email else None),
             ("email_canonical", email.canonical if email else None),
-            ("email_skeleton", skeleton),
+            ("email_skeleton", lookalikes.of(email) if email else None),
+            # Out of the unique index no more: 0004 left existing look-alikes there.
+            ("email_skeleton_shared", False if email else None),
             ("display_name", display_name),
             ("password_hash", password_hash),
         ):
@@ -208,13 +178,9 @@ class UserStore:
         if new_credentials:
             sets.append("credentials_version = credentials_version + 1")
         sets.append("updated_at = clock_timestamp()")
+        if email is not None and await self.email_taken(email, user_id):
+            raise duplicate_email(email.address)
         async with self._conn() as conn, conn.transaction():
-            if (
-                email is not None
-                and skeleton is not None
-                and await self._taken(conn, email, skeleton, lock=True, user_id=uuid.UUID(user_id))
-            ):
-                raise duplicate_email(email.address)
             try:
                 r = await conn.fetchrow(
                     f"UPDATE users SET {', '.join(sets)} WHERE id = $1 "
@@ -281,7 +247,10 @@ class UserStore:
             if r is None:
                 # A row an older replica wrote during a rolling update holds its canonical
                 # form in the old rules: find it by the current ones.
-                stragglers = await conn.fetch(_STRAGGLERS, timeout=db.query_timeout())
+                stragglers = await conn.fetch(
+                    f"SELECT id, email FROM users WHERE {_STRAGGLER} LIMIT 1000",
+                    timeout=db.query_timeout(),
+                )
                 ids = [
                     s["id"] for s in stragglers if emails.canonical(s["email"]) == email.canonical
                 ]

@@ -19,9 +19,13 @@ do); some change (`straße@x.io` was `strasse@x.io`, `a@münchen.de` becomes
   'invalid' so that an operator can ask the owner to change it;
 * rows that do not collide but whose skeletons are equal (`admin@x.io` and `аdmin@x.io`)
   all keep working: the data cannot tell which one is the victim, and disabling a real
-  customer's account is worse than the look-alike that already exists. Each but the oldest
-  of a group is listed as 'lookalike' with `kept_by` the oldest, and from now on no new
-  sign-up or email change may take that skeleton;
+  customer's account is worse than the look-alike that already exists. Skeletons are
+  unique from now on (a unique index, so that racing sign-ups cannot both pass); each but
+  the oldest of such a group is marked `email_skeleton_shared`, which keeps it outside that
+  index while the oldest stays inside and so blocks any new look-alike, and is listed as
+  'lookalike' with `kept_by` the oldest. An email change clears the mark. (Should the
+  oldest move to another address, the check before each insert still finds the others; only
+  the index's guard against two racing look-alikes of them is gone.)
 * accounts 0002 left without a canonical form stay so, even where the new rules would no
   longer merge them (`straße@x.io` registered after `strasse@x.io`): an operator may
   already be handling them, and re-enabling a login unasked would surprise more than it
@@ -58,7 +62,9 @@ from services.usersvc import lookalikes
 log = logging.getLogger(__name__)
 
 SCHEMA = """
-ALTER TABLE users ADD COLUMN email_skeleton text;
+ALTER TABLE users
+    ADD COLUMN email_skeleton text,
+    ADD COLUMN email_skeleton_shared boolean NOT NULL DEFAULT false;
 
 ALTER TABLE email_review DROP CONSTRAINT email_review_reason_check;
 ALTER TABLE email_review ADD CONSTRAINT email_review_reason_check
@@ -71,7 +77,11 @@ DROP INDEX users_email_canonical_key;
 
 INDEXES = """
 CREATE UNIQUE INDEX users_email_canonical_key ON users (email_canonical);
--- Not unique: existing look-alike accounts share a skeleton (see above).
+-- Existing look-alikes but the oldest of each group stay outside (see above).
+CREATE UNIQUE INDEX users_email_skeleton_key ON users (email_skeleton)
+    WHERE NOT email_skeleton_shared;
+-- email_taken() looks for a skeleton among every row, the look-alikes outside the unique
+-- index included.
 CREATE INDEX users_email_skeleton_idx ON users (email_skeleton);
 -- Rows written by older code during a rolling update.
 CREATE INDEX users_email_skeleton_missing_idx ON users (id)
@@ -84,9 +94,9 @@ _REVIEW = "INSERT INTO email_review (user_id, email, reason, kept_by) VALUES ($1
 async def migrate(conn: asyncpg.Connection) -> None:
     await conn.execute(SCHEMA)
     owners: dict[str, object] = {}
-    forms: list[tuple[object, str | None, str | None]] = []
+    forms: list[tuple[object, str | None, str | None, bool]] = []
     duplicates: list[tuple[object, str, str, object]] = []
-    invalid: list[tuple[object, str, str, None]] = []
+    invalid: list[tuple[object, str, str, object]] = []
     by_skeleton: defaultdict[str, list[tuple[object, str]]] = defaultdict(list)
     unlisted: list[tuple[object, str]] = []
     # Runs inside the migration's transaction, under its lock; a cursor keeps memory flat.
@@ -107,12 +117,14 @@ async def migrate(conn: asyncpg.Connection) -> None:
         kept_by = owners.setdefault(key, user_id)
         if kept_by != user_id:
             duplicates.append((user_id, email, "duplicate", kept_by))
-            forms.append((user_id, None, None))
+            forms.append((user_id, None, None, False))
             continue
-        forms.append((user_id, key, skeleton))
+        forms.append((user_id, key, skeleton, skeleton in by_skeleton))
         by_skeleton[skeleton].append((user_id, email))
     await conn.executemany(
-        "UPDATE users SET email_canonical = $2, email_skeleton = $3 WHERE id = $1", forms
+        "UPDATE users SET email_canonical = $2, email_skeleton = $3, "
+        "email_skeleton_shared = $4 WHERE id = $1",
+        forms,
     )
     # A duplicate now outranks whatever 0002 listed the row for: it is what stops its login.
     await conn.executemany(
@@ -120,7 +132,7 @@ async def migrate(conn: asyncpg.Connection) -> None:
         "reason = EXCLUDED.reason, kept_by = EXCLUDED.kept_by, found_at = clock_timestamp()",
         duplicates,
     )
-    lookalike = [
+    lookalike: list[tuple[object, str, str, object]] = [
         (user_id, email, "lookalike", group[0][0])
         for group in by_skeleton.values()
         for user_id, email in group[1:]

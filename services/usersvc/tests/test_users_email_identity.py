@@ -194,10 +194,9 @@ async def test_email_change_obeys_the_same_rules(anon, jwks) -> None:
 
 
 async def test_concurrent_lookalike_signups_make_one_account(usersvc) -> None:
-    """No unique index can hold skeletons (existing look-alikes may share one), so the check
-    and the insert run under a lock per skeleton: racing look-alikes cannot all be made.
-    Raced at the store, past the service's early check and the hashing lanes, which
-    would otherwise space the inserts out."""
+    """Skeletons are unique in the database, not only checked before the insert: racing
+    look-alikes cannot all be made. Raced at the store, past the service's early check and
+    the hashing lanes, which would otherwise space the inserts out."""
     store = UserStore(usersvc.pool)
     spellings = [
         "admin@x.io",
@@ -281,6 +280,11 @@ async def test_migration_reports_what_the_new_rules_merge_and_deletes_nothing(
         assert rows[ids["sharp_s"]][1] == "stra\u00dfe@x.io"
         assert rows[ids["ligature"]][1] == "file@x.io"  # its old form: it still logs in
         assert rows[ids["admin"]][2] == rows[ids["cyrillic"]][2]  # one skeleton, two accounts
+        shared = {
+            r["id"]
+            for r in await running.pool.fetch("SELECT id FROM users WHERE email_skeleton_shared")
+        }
+        assert shared == {ids["cyrillic"]}  # the oldest holds the skeleton's unique entry
         review = {
             r["user_id"]: (r["reason"], r["kept_by"])
             for r in await running.pool.fetch("SELECT user_id, reason, kept_by FROM email_review")
