@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from libs.platform import db
+from libs.platform import db, emails
 from libs.platform.emails import Email
 from libs.platform.errors import AlreadyExists
+from services.usersvc import lookalikes
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,23 @@ def _row(r: asyncpg.Record) -> UserRow:
 
 
 def duplicate_email(email: str) -> AlreadyExists:
-    return AlreadyExists(f"a user with email {email!r} already exists")
+    # One answer for the same address and for a look-alike, so it tells no more than
+    # ALREADY_EXISTS always told: that this address is not available.
+    return AlreadyExists(f"a user with email {email!r} or one that looks the same already exists")
+
+
+# Rows written by a replica older than migration 0004 during a rolling update: a canonical
+# form in the old rules and no skeleton (a partial index finds them; normally there are
+# none). Checks recompute their forms rather than miss them; bounded, since a rollout
+# lasts minutes.
+_STRAGGLER = "email_skeleton IS NULL AND email_canonical IS NOT NULL"
+# One round trip, as the check before it was: sign-ups run it before hashing.
+_TAKEN = (
+    "SELECT EXISTS (SELECT 1 FROM users WHERE (email_canonical = $1 OR email_skeleton = $2) "
+    "AND id IS DISTINCT FROM $3) AS taken, "
+    f"ARRAY(SELECT email FROM users WHERE {_STRAGGLER} AND id IS DISTINCT FROM $3 "
+    "LIMIT 1000) AS stragglers"
+)
 
 
 class UserStore:
@@ -72,14 +89,18 @@ class UserStore:
         return db.acquire(self._pool, self._timeout)
 
     async def create(self, email: Email, display_name: str, password_hash: str) -> UserRow:
+        # The unique indexes on the canonical form and on the skeleton decide a race between
+        # two sign-ups; the caller's email_taken() has also looked at rows of older code.
         async with self._conn() as conn:
             try:
                 r = await conn.fetchrow(
-                    f"INSERT INTO users (id, email, email_canonical, display_name, password_hash) "
-                    f"VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
+                    f"INSERT INTO users "
+                    f"(id, email, email_canonical, email_skeleton, display_name, password_hash) "
+                    f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
                     uuid.uuid4(),
                     email.address,
                     email.canonical,
+                    lookalikes.of(email),
                     display_name,
                     password_hash,
                     timeout=db.query_timeout(),
@@ -88,14 +109,20 @@ class UserStore:
                 raise duplicate_email(email.address) from None
         return _row(r)
 
-    async def email_taken(self, email: Email) -> bool:
+    async def email_taken(self, email: Email, user_id: str | None = None) -> bool:
+        """Whether an account other than `user_id` has this address or a look-alike."""
+        skeleton = lookalikes.of(email)
         async with self._conn() as conn:
-            found = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1)",
+            r = await conn.fetchrow(
+                _TAKEN,
                 email.canonical,
+                skeleton,
+                uuid.UUID(user_id) if user_id else None,
                 timeout=db.query_timeout(),
             )
-        return bool(found)
+        return bool(r["taken"]) or any(
+            lookalikes.of_stored(address) == skeleton for address in r["stragglers"]
+        )
 
     async def get(self, user_id: str) -> UserRow | None:
         async with self._conn() as conn:
@@ -137,6 +164,9 @@ class UserStore:
         for column, value in (
             ("email", email.address if email else None),
             ("email_canonical", email.canonical if email else None),
+            ("email_skeleton", lookalikes.of(email) if email else None),
+            # Out of the unique index no more: 0004 left existing look-alikes there.
+            ("email_skeleton_shared", False if email else None),
             ("display_name", display_name),
             ("password_hash", password_hash),
         ):
@@ -148,6 +178,8 @@ class UserStore:
         if new_credentials:
             sets.append("credentials_version = credentials_version + 1")
         sets.append("updated_at = clock_timestamp()")
+        if email is not None and await self.email_taken(email, user_id):
+            raise duplicate_email(email.address)
         async with self._conn() as conn, conn.transaction():
             try:
                 r = await conn.fetchrow(
@@ -207,13 +239,21 @@ class UserStore:
         return [_row(r) for r in rows]
 
     async def credentials(self, email: Email) -> Credentials | None:
+        # One round trip, as before: logins for unknown addresses are what a flood sends.
+        # The second condition adds the rows an older replica wrote during a rolling update
+        # (their canonical form is in the old rules; normally there are none), matched by
+        # their form in the current rules.
         async with self._conn() as conn:
-            r = await conn.fetchrow(
-                "SELECT id, email, password_hash, credentials_version FROM users "
-                "WHERE email_canonical = $1",
+            rows = await conn.fetch(
+                "SELECT id, email, password_hash, credentials_version, "
+                "email_canonical = $1 AS exact FROM users "
+                f"WHERE email_canonical = $1 OR ({_STRAGGLER}) LIMIT 1001",
                 email.canonical,
                 timeout=db.query_timeout(),
             )
+        r = next((row for row in rows if row["exact"]), None) or next(
+            (row for row in rows if emails.canonical(row["email"]) == email.canonical), None
+        )
         if r is None:
             return None
         return Credentials(str(r["id"]), r["email"], r["password_hash"], r["credentials_version"])

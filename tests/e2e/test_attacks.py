@@ -307,8 +307,24 @@ async def test_lookalike_signup_is_the_same_address(system: System, spelling: st
 
 @pytest.mark.parametrize(
     "email",
-    ["ad\u202emin@x.io", "ad\u200bmin@x.io", "admin\u0007@x.io", "\u2066admin@x.io"],
-    ids=["rtl-override", "zero-width-space", "bell", "isolate"],
+    [
+        "ad\u202emin@x.io",
+        "ad\u200bmin@x.io",
+        "admin\u0007@x.io",
+        "\u2066admin@x.io",
+        "ad\u034fmin@x.io",
+        "admin@x\ufe0f.io",
+        "ad\u2800min@x.io",
+    ],
+    ids=[
+        "rtl-override",
+        "zero-width-space",
+        "bell",
+        "isolate",
+        "grapheme-joiner",
+        "variation-selector",
+        "braille-blank",
+    ],
 )
 async def test_invisible_characters_are_refused_at_signup_and_login(
     system: System, email: str
@@ -322,6 +338,27 @@ async def test_invisible_characters_are_refused_at_signup_and_login(
         login(system.auth, email, PASSWORD), grpc.StatusCode.INVALID_ARGUMENT
     )
     assert err.details().startswith("email: must not contain")
+
+
+# ---------------------------------------------------------------- email identity
+
+
+async def test_internationalized_domain_spellings_are_one_login(system: System) -> None:
+    """`a@münchen.de` and its Punycode `a@xn--mnchen-3ya.de` were two accounts, each with a
+    throttle entry of its own; a Cyrillic look-alike was a third."""
+    uid, _ = await sign_up_and_log_in(system, "a@m\u00fcnchen.de")
+    for other in ("a@xn--mnchen-3ya.de", "\u0430@m\u00fcnchen.de"):
+        await expect_refused(
+            system.users.CreateUser(
+                user_pb2.CreateUserRequest(email=other, password=ATTACKER_PASSWORD)
+            ),
+            grpc.StatusCode.ALREADY_EXISTS,
+        )
+    ok = await login(system.auth, "A@XN--MNCHEN-3YA.DE", PASSWORD)
+    got = await system.users.GetUser(
+        user_pb2.GetUserRequest(user_id=uid), metadata=bearer(ok.token)
+    )
+    assert got.email == "a@m\u00fcnchen.de"
 
 
 # ---------------------------------------------------------------- third round, finding 3

@@ -39,12 +39,13 @@ DENIED = grpc.StatusCode.PERMISSION_DENIED
 LOOKALIKES = [
     ("kim@x.io", ["\u212aim@x.io", "KIM@x.io", "\uff2b\uff29\uff2d@x.io", "kim\uff20x\uff0eio"]),
     ("\u00e4lice@x.io", ["\u00c4LICE@x.io", "a\u0308lice@x.io", "A\u0308LICE@X.IO"]),
-    ("stra\u00dfe@x.io", ["STRASSE@x.io", "strasse@x.io"]),
-    ("\ufb01le@x.io", ["file@x.io", "FILE@x.io"]),
+    ("a@m\u00fcnchen.de", ["a@xn--mnchen-3ya.de", "A@M\u00dcNCHEN.DE", "a@m\u00fcnchen\u3002de"]),
 ]
 
 # Characters no one types into an address on purpose: controls, bidi overrides, isolates
-# and embeddings, zero-width characters, BOM, soft hyphen, tags, private use, unassigned.
+# and embeddings, zero-width characters, BOM, soft hyphen, tags, private use, unassigned,
+# and default-ignorable marks (combining grapheme joiner, a variation selector, the Hangul
+# filler).
 INVISIBLE = [
     "\x07",
     "\x1b",
@@ -58,6 +59,9 @@ INVISIBLE = [
     "\u2060",
     "\ufeff",
     "\u00ad",
+    "\u034f",
+    "\ufe0f",
+    "\u3164",
     "\U000e0041",
     "\ue000",
     "\U000effff",
