@@ -11,7 +11,7 @@ Kubernetes Deployment and the PostgreSQL role):
 Bazel loads this file (BUILD files, tools/service/defs.bzl); Python reads the same data
 through //services:inventory_json (libs/inventory). What is generated from it (kustomize
 entries, the postgres init script, tools/k3d/k3d.sh's list, ruff's first-party list) is
-rewritten by `tools/bazel run //tools/service:sync`, and //tools/service:sync_test fails
+rewritten by `tools/bazel run //tools/inventory:sync`, and //tools/inventory:sync_test fails
 while any of it is stale. `tools/bazel run //tools/new_service -- NAME` adds an entry.
 """
 

@@ -125,7 +125,7 @@ def load(path: Path = PATH) -> Inventory:
         raise InventoryError(
             f"{path} is missing: depend on //libs/inventory, which brings it ({exc})"
         ) from exc
-    # A list of {"name": ..., facts...} (tools/service/inventory.bzl keeps the order).
+    # A list of {"name": ..., facts...} (tools/inventory/inventory.bzl keeps the order).
     return parse({entry["name"]: entry for entry in json.loads(text)})
 
 

@@ -6,7 +6,7 @@ set -euo pipefail
 # Every per-service step (build target, tarball, import, restart, port-forward) derives
 # from these lists, written from services/inventory.bzl. GRPC_PORTS is in the order of
 # SERVICES: plain arrays, not associative ones, because macOS ships bash 3.2.
-# BEGIN services (generated: tools/bazel run //tools/service:sync)
+# BEGIN services (generated: tools/bazel run //tools/inventory:sync)
 SERVICES=(usersvc paymentsvc authsvc)
 GRPC_PORTS=(50051 50052 50053)
 # END services

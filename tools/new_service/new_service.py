@@ -5,7 +5,7 @@ Writes its protos (protos/NAME/v1: package NAME.v1, service <Name>Service with o
 CreateItem), the service (handler, store, migration, config, BUILD via py_service, tests),
 its manifests, and its entry in services/inventory.bzl (the next free port, database
 NAME_db, calling no one); then regenerates what the inventory drives
-(tools/service/generated.py). Right after it, `tools/bazel test //...` passes and
+(tools/inventory/generated.py). Right after it, `tools/bazel test //...` passes and
 `tools/bazel run //tools/local:run` serves the new service too.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from libs import inventory
 from libs.inventory import Inventory, Service
-from tools.service import generated
+from tools.inventory import generated
 
 TEMPLATES = Path(__file__).parent / "templates"
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")

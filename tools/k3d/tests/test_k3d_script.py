@@ -24,7 +24,7 @@ import pytest
 from libs import inventory
 from tools.pytest.workspace import workspace_root
 
-# The script's lists are generated from the inventory (//tools/service:sync_test checks it).
+# The script's lists are generated from the inventory (//tools/inventory:sync_test checks it).
 SERVICES = list(inventory.load().names())
 PORTS = {s.name: s.port for s in inventory.services()}
 CONTEXT = ["--context", "k3d-dev"]

@@ -11,9 +11,9 @@ import pytest
 
 from libs import inventory
 from libs.inventory import parse
+from tools.inventory import generated
 from tools.new_service import new_service
 from tools.pytest.workspace import workspace_root
-from tools.service import generated
 
 ROOT = workspace_root("services/inventory.bzl", __file__)
 

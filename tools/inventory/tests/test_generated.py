@@ -11,8 +11,8 @@ import pytest
 
 from libs import inventory
 from libs.inventory import Inventory, Service
+from tools.inventory import generated
 from tools.pytest.workspace import workspace_root
-from tools.service import generated
 
 ROOT = workspace_root("tools/k3d/k3d.sh", __file__)
 

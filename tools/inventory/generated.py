@@ -5,7 +5,7 @@ key pair of every service that calls another.
 A region is the lines between two comment lines (`#`, `--` or `<!-- -->`, whatever the file
 uses):
 
-    # BEGIN services (generated: tools/bazel run //tools/service:sync)
+    # BEGIN services (generated: tools/bazel run //tools/inventory:sync)
     ...
     # END services
 
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from libs.inventory import Inventory
 
-FIX = "tools/bazel run //tools/service:sync"
+FIX = "tools/bazel run //tools/inventory:sync"
 BEGIN = re.compile(r"^(?P<indent>\s*)(?P<comment>#|--|<!--) BEGIN (?P<name>[a-z ]+) \(generated: ")
 KUSTOMIZE = "deploy/kustomize"
 BASE = f"{KUSTOMIZE}/base"

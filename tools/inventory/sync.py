@@ -1,7 +1,7 @@
-"""Rewrite what is generated from services/inventory.bzl: `tools/bazel run //tools/service:sync`.
+"""Rewrite what is generated from services/inventory.bzl: `tools/bazel run //tools/inventory:sync`.
 
 The kustomize entries, the postgres init, tools/k3d/k3d.sh's list and ruff's first-party list
-(tools/service/generated.py), and a dev key pair for each service that calls another.
+(tools/inventory/generated.py), and a dev key pair for each service that calls another.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 from libs import inventory
-from tools.service import generated
+from tools.inventory import generated
 
 
 def main() -> int:
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
     if not workspace:
-        print("run me with `tools/bazel run //tools/service:sync`", file=sys.stderr)
+        print("run me with `tools/bazel run //tools/inventory:sync`", file=sys.stderr)
         return 2
     try:
         changed = generated.write(Path(workspace), inventory.load())
