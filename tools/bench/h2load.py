@@ -16,12 +16,13 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import Message
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from payment.v1 import payment_pb2
 from tools.bench.load import PointResult, percentile
@@ -84,9 +85,9 @@ def grpc_frame(message: Message) -> bytes:
     return b"\x00" + len(body).to_bytes(4, "big") + body
 
 
-def scrape(urls: Sequence[str], grpc_method: str) -> Counter[str]:
-    """Calls the server completed for `grpc_method` by status code, summed over workers."""
-    counts: Counter[str] = Counter()
+def samples(urls: Sequence[str]) -> Iterator[Sample]:
+    """Every sample of every server's /metrics as it reads now, one worker after another:
+    what the bench's counters, gauges and stall figures are all summed from."""
     for url in urls:
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
@@ -94,12 +95,18 @@ def scrape(urls: Sequence[str], grpc_method: str) -> Counter[str]:
         except OSError as exc:
             raise MetricsUnavailable(f"cannot read {url}: {exc!r}") from exc
         for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if (
-                    sample.name == "grpc_server_handled_total"
-                    and sample.labels.get("grpc_method") == grpc_method
-                ):
-                    counts[sample.labels["grpc_code"]] += int(sample.value)
+            yield from family.samples
+
+
+def scrape(urls: Sequence[str], grpc_method: str) -> Counter[str]:
+    """Calls the server completed for `grpc_method` by status code, summed over workers."""
+    counts: Counter[str] = Counter()
+    for sample in samples(urls):
+        if (
+            sample.name == "grpc_server_handled_total"
+            and sample.labels.get("grpc_method") == grpc_method
+        ):
+            counts[sample.labels["grpc_code"]] += int(sample.value)
     return counts
 
 

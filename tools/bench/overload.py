@@ -28,13 +28,11 @@ import argparse
 import asyncio
 import concurrent.futures
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-from prometheus_client.parser import text_string_to_metric_families
 
 from tools.bench import h2load, stalls
 from tools.bench.h2load import H2Load
@@ -126,24 +124,14 @@ def parse_arm(text: str) -> tuple[str, dict[str, str]]:
 
 
 def gauge(urls: Sequence[str], name: str) -> float:
-    total = 0.0
-    for url in urls:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
-            text = resp.read().decode()
-        for family in text_string_to_metric_families(text):
-            total += sum(s.value for s in family.samples if s.name == name)
-    return total
+    return sum(s.value for s in h2load.samples(urls) if s.name == name)
 
 
 def shed_reasons(urls: Sequence[str], grpc_method: str) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for url in urls:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
-            text = resp.read().decode()
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == "overload_shed_total" and s.labels["grpc_method"] == grpc_method:
-                    counts[s.labels["reason"]] += int(s.value)
+    for s in h2load.samples(urls):
+        if s.name == "overload_shed_total" and s.labels["grpc_method"] == grpc_method:
+            counts[s.labels["reason"]] += int(s.value)
     return counts
 
 

@@ -5,12 +5,11 @@ CPU that other processes on the same cores hold."""
 from __future__ import annotations
 
 import math
-import urllib.request
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client.parser import text_string_to_metric_families
+from tools.bench import h2load
 
 LAG = "event_loop_lag_seconds"
 GC = "python_gc_pause_seconds"
@@ -46,22 +45,18 @@ def scrape(urls: Sequence[str]) -> Snapshot:
     gc_seconds = cpu_wait = 0.0
     thread_cpu: defaultdict[str, float] = defaultdict(float)
     thread_wait: defaultdict[str, float] = defaultdict(float)
-    for url in urls:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own http URL
-            text = resp.read().decode()
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == f"{LAG}_bucket":
-                    lag[float(s.labels["le"])] += s.value
-                elif s.name == f"{GC}_bucket":
-                    gc[float(s.labels["le"])] += s.value
-                elif s.name == f"{GC}_sum":
-                    gc_seconds += s.value
-                elif s.name == CPU_WAIT:
-                    cpu_wait += s.value
-                    thread_wait[s.labels.get("thread", "")] += s.value
-                elif s.name == THREAD_CPU:
-                    thread_cpu[s.labels.get("thread", "")] += s.value
+    for s in h2load.samples(urls):
+        if s.name == f"{LAG}_bucket":
+            lag[float(s.labels["le"])] += s.value
+        elif s.name == f"{GC}_bucket":
+            gc[float(s.labels["le"])] += s.value
+        elif s.name == f"{GC}_sum":
+            gc_seconds += s.value
+        elif s.name == CPU_WAIT:
+            cpu_wait += s.value
+            thread_wait[s.labels.get("thread", "")] += s.value
+        elif s.name == THREAD_CPU:
+            thread_cpu[s.labels.get("thread", "")] += s.value
     return Snapshot(lag, gc, gc_seconds, cpu_wait, thread_cpu, thread_wait)
 
 
