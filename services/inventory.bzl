@@ -7,6 +7,9 @@ Kubernetes Deployment and the PostgreSQL role):
   proto:    its proto package directory, protos/<proto>/v1 (a first-party import name).
   calls:    the services it calls with its own service token; each of them trusts its key.
             (Fetching authsvc's public keys needs no token and is not listed.)
+  issues_tokens: True for the one service that signs the users' access tokens and serves
+            their public keys (GetJwks); every service finds it through this fact, not
+            by its name.
 
 Bazel loads this file (BUILD files, tools/service/defs.bzl); Python reads the same data
 through //services:inventory_json (libs/inventory). What is generated from it (kustomize
@@ -33,5 +36,6 @@ SERVICES = {
         "database": "auth_db",
         "proto": "auth",
         "calls": ["usersvc"],
+        "issues_tokens": True,
     },
 }

@@ -37,6 +37,7 @@ class Service:
     database: str
     proto: str
     calls: tuple[str, ...]
+    issues_tokens: bool = False
 
     @property
     def env_prefix(self) -> str:
@@ -69,6 +70,13 @@ class Inventory:
         """Whom `name` trusts: the services that call it with their service token."""
         return tuple(s.name for s in self.services if name in s.calls)
 
+    def token_issuer(self) -> Service:
+        """The service that signs the users' tokens (`issues_tokens`) and serves their keys."""
+        for s in self.services:
+            if s.issues_tokens:
+                return s
+        raise KeyError("no service in services/inventory.bzl has issues_tokens = True")
+
 
 def parse(data: Mapping[str, Mapping[str, Any]]) -> Inventory:
     """The inventory from SERVICES' form (name -> facts, in order); every contradiction is
@@ -88,6 +96,7 @@ def parse(data: Mapping[str, Mapping[str, Any]]) -> Inventory:
                     database=str(entry["database"]),
                     proto=str(entry["proto"]),
                     calls=tuple(entry.get("calls", ())),
+                    issues_tokens=entry.get("issues_tokens", False) is True,
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -100,6 +109,9 @@ def parse(data: Mapping[str, Mapping[str, Any]]) -> Inventory:
             if value in seen:
                 problems.append(f"{s.name!r} and {seen[value]!r} share the {field} {value!r}")
             seen[value] = s.name
+    issuers = [s.name for s in services if s.issues_tokens]
+    if len(issuers) > 1:
+        problems.append(f"only one service issues tokens, not {', '.join(map(repr, issuers))}")
     for s in services:
         if not 1024 <= s.port <= 65535:
             problems.append(f"{s.name!r}: port {s.port} is outside 1024-65535")
@@ -135,3 +147,7 @@ def services() -> tuple[Service, ...]:
 
 def service(name: str) -> Service:
     return load().get(name)
+
+
+def token_issuer() -> Service:
+    return load().token_issuer()

@@ -1,8 +1,9 @@
 """Typed settings from environment variables, validated once at start.
 
 A service declares a frozen dataclass; each field is read from the env var of the same name
-in upper case. Fields without a default are required. Limits go in field metadata
-(`min`, `max`, `choices`). All problems are reported together in one ConfigError.
+in upper case, or the one its metadata names (`env`). Fields without a default are required.
+Limits go in field metadata (`min`, `max`, `choices`). All problems are reported together in
+one ConfigError.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def _convert(raw: str, typ: Any) -> Any:
     return raw.strip()
 
 
+def env_name(f: dataclasses.Field[Any]) -> str:
+    """The environment variable a settings field is read from."""
+    return str(f.metadata.get("env", f.name.upper()))
+
+
+def env_names(cls: type) -> dict[str, str]:
+    """Field name -> environment variable, for every field of a settings class."""
+    return {f.name: env_name(f) for f in dataclasses.fields(cls)}
+
+
 def load_settings(cls: type[T], env: Mapping[str, str] | None = None) -> T:
     env = os.environ if env is None else env
     hints = typing.get_type_hints(cls)
@@ -62,7 +73,7 @@ def load_settings(cls: type[T], env: Mapping[str, str] | None = None) -> T:
     problems: list[str] = []
     # T is any settings dataclass; the stubs want a DataclassInstance, a typeshed-only name.
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        name = f.name.upper()
+        name = env_name(f)
         raw = env.get(name)
         if raw is None or (raw.strip() == "" and f.default is dataclasses.MISSING):
             if f.default is dataclasses.MISSING:
@@ -134,5 +145,5 @@ def log_level() -> Any:
     return setting("INFO", choices=LOG_LEVELS, upper=True)
 
 
-def address(default: str) -> Any:
-    return setting(default, check=check_address)
+def address(default: str, **meta: Any) -> Any:
+    return setting(default, check=check_address, **meta)

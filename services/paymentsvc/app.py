@@ -28,7 +28,7 @@ async def start(settings: Settings) -> PaymentApp:
     outgoing = settings.outgoing("paymentsvc", "usersvc")
     async with Wiring(settings, MIGRATIONS) as wiring:
         users_channel = wiring.channel(settings.usersvc_addr, outgoing)
-        authsvc_channel = wiring.channel(settings.authsvc_addr)
+        authsvc_channel = wiring.channel(settings.token_issuer_addr)
         verifier = settings.verifier("paymentsvc", auth_pb2_grpc.AuthServiceStub(authsvc_channel))
         servicer = PaymentService(
             PaymentStore(wiring.pool, settings.db_acquire_timeout_seconds),

@@ -34,11 +34,11 @@ async def start(settings: Settings) -> UserApp:
     async with Wiring(settings, MIGRATIONS) as wiring:
         # authsvc's public GetJwks, anonymous; keys are fetched on first use, so usersvc may
         # start before authsvc.
-        authsvc_channel = wiring.channel(settings.authsvc_addr)
+        authsvc_channel = wiring.channel(settings.token_issuer_addr)
         verifier = settings.verifier("usersvc", auth_pb2_grpc.AuthServiceStub(authsvc_channel))
         # RevokeUserSessions is internal to authsvc: called with usersvc's service token.
         revocations_channel = wiring.channel(
-            settings.authsvc_addr, settings.outgoing("usersvc", "authsvc")
+            settings.token_issuer_addr, settings.outgoing("usersvc", "authsvc")
         )
         passwords = Passwords(
             settings.argon2_time_cost,

@@ -54,3 +54,14 @@ def test_every_contradiction_is_reported_at_once() -> None:
 def test_an_entry_without_its_facts_is_refused() -> None:
     with pytest.raises(InventoryError, match="port, database and proto are required"):
         parse({"asvc": {"port": 50001}})
+
+
+def test_the_token_issuer_is_found_by_its_fact_not_its_name() -> None:
+    assert inventory.token_issuer().name == "authsvc"
+    issuing = {**entry(50002, "b_db", "b"), "issues_tokens": True}
+    inv = parse({"asvc": entry(50001, "a_db", "a"), "bsvc": issuing})
+    assert inv.token_issuer().name == "bsvc"
+    with pytest.raises(KeyError, match="issues_tokens"):
+        parse({"asvc": entry(50001, "a_db", "a")}).token_issuer()
+    with pytest.raises(InventoryError, match="only one service issues tokens"):
+        parse({"asvc": {**entry(50001, "a_db", "a"), "issues_tokens": True}, "bsvc": issuing})

@@ -1,5 +1,5 @@
-"""The auth settings a service reads (SERVICE_KEY_FILE, TRUSTED_SERVICE_KEYS, AUTHSVC_ADDR,
-...) and the signer, interceptors and verifier they make."""
+"""The auth settings a service reads (SERVICE_KEY_FILE, TRUSTED_SERVICE_KEYS, the token
+issuer's address, ...) and the signer, interceptors and verifier they make."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ from libs.platform.auth.service_tokens import BearerClientInterceptor, ServiceTo
 from libs.platform.auth.verification import TokenFailureLimit, TokenVerifier
 
 log = logging.getLogger(__name__)
+
+# The service that signs the users' tokens is an inventory fact (issues_tokens), so the
+# platform never names it; its address is read from its <NAME>_ADDR like every address.
+_ISSUER = inventory.token_issuer()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,8 +47,10 @@ class ServiceIdentitySettings:
 
 @dataclass(frozen=True, kw_only=True)
 class TokenSettings(ServiceIdentitySettings):
-    authsvc_addr: str = c.address(inventory.service("authsvc").local_address)
-    auth_issuer: str = c.setting("authsvc")
+    # Where the users' tokens' public keys come from (GetJwks), and whom to ask to revoke a
+    # user's sessions.
+    token_issuer_addr: str = c.address(_ISSUER.local_address, env=f"{_ISSUER.env_prefix}_ADDR")
+    auth_issuer: str = c.setting(_ISSUER.name)
     auth_audience: str = c.setting("micro")
     jwks_refresh_seconds: float = c.setting(300.0, min=1.0)
     jwks_min_refresh_seconds: float = c.setting(10.0, min=0.0)

@@ -100,7 +100,7 @@ def make_settings(database_url: str, users_port: int, jwks_port: int, keys: Serv
         grpc_host="127.0.0.1",
         usersvc_addr=f"127.0.0.1:{users_port}",
         usersvc_timeout_seconds=0.5,
-        authsvc_addr=f"127.0.0.1:{jwks_port}",
+        token_issuer_addr=f"127.0.0.1:{jwks_port}",
         service_key_file=keys.key_file("paymentsvc"),
         trusted_service_keys=str(keys.trusted_dir),
         jwks_min_refresh_seconds=0.0,

@@ -32,7 +32,7 @@ def make_settings(database_url: str, jwks_port: int, trusted: str, **kw: object)
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
-        "authsvc_addr": f"127.0.0.1:{jwks_port}",
+        "token_issuer_addr": f"127.0.0.1:{jwks_port}",
         "trusted_service_keys": trusted,
         "jwks_min_refresh_seconds": 0.0,
     }
