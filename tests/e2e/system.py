@@ -15,9 +15,9 @@ import pytest
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs import inventory
 from libs.platform.auth.service_tokens import ServiceTokenSigner
-from libs.platform.testing.net import free_port, ipv6_loopback
+from libs.platform.testing.net import ipv6_loopback
 from libs.platform.testing.security import bearer
-from libs.platform.testing.topology import settings, wiring
+from libs.platform.testing.topology import Wired
 from payment.v1 import payment_pb2_grpc
 from services.authsvc import app as authapp
 from services.authsvc.config import Settings as AuthSettings
@@ -72,24 +72,11 @@ async def running_system(
     # Production's wiring (libs/platform/testing/topology.py), as the local run has it. The
     # ports are fixed up front, since each service is told the others' addresses; the
     # rotation test restarts authsvc on the same one.
-    ports = {name: free_port() for name in ("usersvc", "paymentsvc", "authsvc")}
     keys = tmp_path / "keys"
-    keys.mkdir()
-    wired = wiring(
-        inventory.load(), keys, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
-    )
+    wired = Wired.on_loopback(inventory.load(), keys, ("usersvc", "paymentsvc", "authsvc"))
 
     async def settings_of(cls: type[S], name: str, **values: object) -> S:
-        return settings(
-            cls,
-            {
-                **{key.lower(): value for key, value in wired[name].items()},
-                "database_url": await new_database(),
-                "grpc_port": ports[name],
-                "grpc_host": "127.0.0.1",
-                **values,
-            },
-        )
+        return wired.settings(cls, name, {"database_url": await new_database(), **values})
 
     users = await userapp.start(
         await settings_of(
@@ -113,7 +100,7 @@ async def running_system(
     auth = await authapp.start(auth_settings)
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") for a in (users, payments, auth)]
     if dual_stack:
-        channels.append(grpc.aio.insecure_channel(f"[::1]:{ports['authsvc']}"))
+        channels.append(grpc.aio.insecure_channel(f"[::1]:{wired.ports['authsvc']}"))
     system = System(
         users,
         user_pb2_grpc.UserServiceStub(channels[0]),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +10,14 @@ from libs.platform.testing.fixtures import (  # noqa: F401 - pytest fixtures
     pg_admin_dsn,
     pytest_configure,
 )
-from tests.faults.system import Credentials
+from tests.faults.system import FaultSystem
 
 
 @pytest.fixture
-def creds(tmp_path: Path) -> Iterator[Credentials]:
-    yield Credentials.create(tmp_path / "keys")
+async def faults(tmp_path: Path) -> AsyncIterator[FaultSystem]:
+    system = FaultSystem.wire(tmp_path / "keys")
+    try:
+        yield system
+    finally:
+        if system.issuer is not None:
+            await system.issuer.stop()

@@ -1,92 +1,59 @@
-"""Settings and credentials for running the real services in fault tests.
+"""Production's wiring for the fault tests (libs/platform/testing/topology.py).
 
-Every caller authenticates (see libs/platform/auth/): the test itself acts as the trusted
-service "tester", and paymentsvc/authsvc carry their own service keys to usersvc.
+A fault test runs some services for real, in-process or as child processes, and may stand
+in for others on their ports (a slow usersvc; an authsvc that only serves the token keys).
+Every service is wired as in production: it trusts exactly its callers, and the test calls
+as a user does, with a user token, never as a trusted service.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from libs.platform.testing.security import ServiceKeys, bearer
-from services.authsvc.config import Settings as AuthSettings
-from services.paymentsvc.config import Settings as PaySettings
-from services.usersvc.config import Settings as UserSettings
+from libs import inventory
+from libs.platform.testing.security import FakeJwksServer, bearer
+from libs.platform.testing.topology import Wired
 
-TESTER = "tester"
+S = TypeVar("S")
+
+CHEAP_ARGON2: dict[str, object] = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 1024,
+    "argon2_parallelism": 1,
+}
+# The same, as a child process reads them.
+USER_ENV_CHEAP_ARGON2 = {name.upper(): str(value) for name, value in CHEAP_ARGON2.items()}
 
 
 @dataclass
-class Credentials:
-    keys: ServiceKeys
+class FaultSystem:
+    wired: Wired
+    # On the token issuer's port while the test does not run the real one; `user_token`
+    # mints with it.
+    issuer: FakeJwksServer | None = None
 
     @classmethod
-    def create(cls, directory: Path) -> Credentials:
-        directory.mkdir(parents=True, exist_ok=True)
-        keys = ServiceKeys(directory)
-        for name in ("paymentsvc", "authsvc", TESTER):
-            keys.add(name)
-        return cls(keys)
+    def wire(cls, keys: Path) -> FaultSystem:
+        return cls(Wired.on_loopback(inventory.load(), keys, inventory.load().names()))
 
-    def metadata(self, audience: str) -> tuple[tuple[str, str], ...]:
-        """What the test sends to `audience` (usersvc, paymentsvc, authsvc)."""
-        return bearer(self.keys.token(TESTER, audience))
+    def port(self, name: str) -> int:
+        return self.wired.ports[name]
 
-    def env(self, service: str, authsvc_port: int) -> dict[str, str]:
-        """The same identity settings as environment variables, for a child process."""
-        out = {
-            "TRUSTED_SERVICE_KEYS": str(self.keys.trusted_dir),
-            "AUTHSVC_ADDR": f"127.0.0.1:{authsvc_port}",
-        }
-        if service in self.keys.private:
-            out["SERVICE_KEY_FILE"] = self.keys.key_file(service)
-        return out
+    def settings(self, cls: type[S], name: str, **values: object) -> S:
+        return self.wired.settings(cls, name, values)
 
+    def process_env(self, name: str, **values: str) -> dict[str, str]:
+        return {**self.wired.process_env(name), **values}
 
-def user_settings(
-    dsn: str, creds: Credentials, *, authsvc_port: int, port: int = 0
-) -> UserSettings:
-    return UserSettings(
-        database_url=dsn,
-        grpc_port=port,
-        grpc_host="127.0.0.1",
-        argon2_time_cost=1,
-        argon2_memory_kib=1024,
-        argon2_parallelism=1,
-        authsvc_addr=f"127.0.0.1:{authsvc_port}",
-        trusted_service_keys=str(creds.keys.trusted_dir),
-    )
+    async def stand_in_for_issuer(self) -> FakeJwksServer:
+        """A stand-in serving the token keys on the issuer's port, for tests that do not
+        exercise Login: the services verify its user tokens as they would authsvc's."""
+        self.issuer = FakeJwksServer()
+        self.issuer.rotate()
+        return await self.issuer.start(port=self.port(inventory.token_issuer().name))
 
-
-def payment_settings(
-    dsn: str, creds: Credentials, *, users_port: int, authsvc_port: int
-) -> PaySettings:
-    return PaySettings(
-        database_url=dsn,
-        grpc_port=0,
-        grpc_host="127.0.0.1",
-        usersvc_addr=f"127.0.0.1:{users_port}",
-        usersvc_timeout_seconds=1.0,
-        authsvc_addr=f"127.0.0.1:{authsvc_port}",
-        trusted_service_keys=str(creds.keys.trusted_dir),
-        service_key_file=creds.keys.key_file("paymentsvc"),
-    )
-
-
-def auth_settings(dsn: str, creds: Credentials, *, users_port: int, port: int = 0) -> AuthSettings:
-    return AuthSettings(
-        database_url=dsn,
-        grpc_port=port,
-        grpc_host="127.0.0.1",
-        usersvc_addr=f"127.0.0.1:{users_port}",
-        usersvc_timeout_seconds=1.0,
-        service_key_file=creds.keys.key_file("authsvc"),
-    )
-
-
-USER_ENV_CHEAP_ARGON2 = {
-    "ARGON2_TIME_COST": "1",
-    "ARGON2_MEMORY_KIB": "1024",
-    "ARGON2_PARALLELISM": "1",
-}
+    def user_metadata(self, user_id: str) -> tuple[tuple[str, str], ...]:
+        assert self.issuer is not None, "stand_in_for_issuer() first"
+        return bearer(self.issuer.mint(user_id))

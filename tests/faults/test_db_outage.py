@@ -16,12 +16,13 @@ import asyncpg
 import grpc
 import pytest
 
-from libs.platform.testing.net import free_port
 from libs.platform.testing.postgres import PostgresCluster, create_database
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.paymentsvc import app as payapp
+from services.paymentsvc.config import Settings as PaySettings
 from services.usersvc import app as userapp
-from tests.faults.system import Credentials, payment_settings, user_settings
+from services.usersvc.config import Settings as UserSettings
+from tests.faults.system import CHEAP_ARGON2, FaultSystem
 from user.v1 import user_pb2, user_pb2_grpc
 
 PAYMENTS = 40
@@ -44,13 +45,17 @@ class Stream:
 
 
 @pytest.fixture
-async def services(cluster: PostgresCluster, creds: Credentials) -> AsyncIterator[tuple]:
+async def services(cluster: PostgresCluster, faults: FaultSystem) -> AsyncIterator[tuple]:
     users_dsn = await create_database(cluster.admin_dsn)
     pay_dsn = await create_database(cluster.admin_dsn)
-    no_authsvc = free_port()  # only service tokens are used, so no JWKS is ever fetched
-    users = await userapp.start(user_settings(users_dsn, creds, authsvc_port=no_authsvc))
+    await faults.stand_in_for_issuer()  # the user's token; Login is not what fails here
+    users = await userapp.start(
+        faults.settings(UserSettings, "usersvc", database_url=users_dsn, **CHEAP_ARGON2)
+    )
     pay = await payapp.start(
-        payment_settings(pay_dsn, creds, users_port=users.port, authsvc_port=no_authsvc)
+        faults.settings(
+            PaySettings, "paymentsvc", database_url=pay_dsn, usersvc_timeout_seconds=1.0
+        )
     )
     try:
         yield users, pay, pay_dsn
@@ -59,7 +64,7 @@ async def services(cluster: PostgresCluster, creds: Credentials) -> AsyncIterato
         await users.stop(0)
 
 
-async def test_payments_survive_a_database_outage(cluster, services, creds) -> None:
+async def test_payments_survive_a_database_outage(cluster, services, faults) -> None:
     users, pay, pay_dsn = services
     async with (
         grpc.aio.insecure_channel(f"127.0.0.1:{users.port}") as uch,
@@ -69,6 +74,7 @@ async def test_payments_survive_a_database_outage(cluster, services, creds) -> N
             user_pb2.CreateUserRequest(email="outage@example.com", password="correct horse")
         )
         stub = payment_pb2_grpc.PaymentServiceStub(pch)
+        as_user = faults.user_metadata(user.user_id)
         stream = Stream()
         outage_over = asyncio.Event()
         outage_started = asyncio.Event()
@@ -89,9 +95,7 @@ async def test_payments_survive_a_database_outage(cluster, services, creds) -> N
             while True:
                 start = time.monotonic()
                 try:
-                    resp = await stub.CreatePayment(
-                        request, timeout=5, metadata=creds.metadata("paymentsvc")
-                    )
+                    resp = await stub.CreatePayment(request, timeout=5, metadata=as_user)
                 except grpc.aio.AioRpcError as exc:
                     stream.failures.append((exc.code(), time.monotonic() - start))
                     if exc.code() != grpc.StatusCode.UNAVAILABLE:

@@ -15,10 +15,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
-from libs.platform.testing.net import free_port
 from services.authsvc import app as authapp
+from services.authsvc.config import Settings as AuthSettings
 from services.usersvc import app as userapp
-from tests.faults.system import Credentials, auth_settings, user_settings
+from services.usersvc.config import Settings as UserSettings
+from tests.faults.system import CHEAP_ARGON2, FaultSystem
 from user.v1 import user_pb2, user_pb2_grpc
 
 LOGIN = "/auth.v1.AuthService/Login"
@@ -35,13 +36,17 @@ def tracer_provider() -> None:
 
 
 @pytest.fixture
-async def login(new_database, creds: Credentials) -> AsyncIterator[auth_pb2_grpc.AuthServiceStub]:
-    authsvc_port = free_port()
+async def login(new_database, faults: FaultSystem) -> AsyncIterator[auth_pb2_grpc.AuthServiceStub]:
     users = await userapp.start(
-        user_settings(await new_database(), creds, authsvc_port=authsvc_port)
+        faults.settings(UserSettings, "usersvc", database_url=await new_database(), **CHEAP_ARGON2)
     )
     auth = await authapp.start(
-        auth_settings(await new_database(), creds, users_port=users.port, port=authsvc_port)
+        faults.settings(
+            AuthSettings,
+            "authsvc",
+            database_url=await new_database(),
+            usersvc_timeout_seconds=1.0,
+        )
     )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{users.port}") as uch:

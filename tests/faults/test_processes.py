@@ -18,29 +18,20 @@ import pytest
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs.platform.testing.net import free_port
 from libs.platform.testing.processes import ServiceProcess
+from libs.platform.testing.security import bearer
 from payment.v1 import payment_pb2, payment_pb2_grpc
 from services.authsvc import app as authapp
+from services.authsvc.config import Settings as AuthSettings
 from services.paymentsvc import app as payapp
-from tests.faults.system import (
-    USER_ENV_CHEAP_ARGON2,
-    Credentials,
-    auth_settings,
-    payment_settings,
-)
+from services.paymentsvc.config import Settings as PaySettings
+from tests.faults.system import USER_ENV_CHEAP_ARGON2, FaultSystem
 from user.v1 import user_pb2, user_pb2_grpc
 
 FAIL_FAST_S = 1.5
 
 
-def usersvc_process(
-    dsn: str, creds: Credentials, *, port: int, authsvc_port: int
-) -> ServiceProcess:
-    env = {
-        "DATABASE_URL": dsn,
-        "GRPC_PORT": str(port),
-        **USER_ENV_CHEAP_ARGON2,
-        **creds.env("usersvc", authsvc_port),
-    }
+def usersvc_process(faults: FaultSystem, dsn: str) -> ServiceProcess:
+    env = faults.process_env("usersvc", DATABASE_URL=dsn, **USER_ENV_CHEAP_ARGON2)
     return ServiceProcess("usersvc", env)
 
 
@@ -65,13 +56,12 @@ async def test_startup_without_database_retries_then_exits_nonzero() -> None:
 
 
 @pytest.fixture
-async def users_process(new_database, creds: Credentials) -> AsyncIterator[tuple]:
+async def users_process(new_database, faults: FaultSystem) -> AsyncIterator[tuple]:
     dsn = await new_database()
-    port, authsvc_port = free_port(), free_port()
-    proc = usersvc_process(dsn, creds, port=port, authsvc_port=authsvc_port).start()
+    proc = usersvc_process(faults, dsn).start()
     try:
         await asyncio.to_thread(proc.wait_serving)
-        yield proc, dsn, port, authsvc_port
+        yield proc, dsn
     finally:
         proc.kill()
 
@@ -86,20 +76,25 @@ async def timed(coro) -> tuple[grpc.StatusCode, float]:
     return code, time.monotonic() - start
 
 
-async def test_killed_usersvc_fails_fast_and_recovers(users_process, new_database, creds) -> None:
-    proc, users_dsn, users_port, authsvc_port = users_process
+async def test_killed_usersvc_fails_fast_and_recovers(users_process, new_database, faults) -> None:
+    proc, users_dsn = users_process
     pay = await payapp.start(
-        payment_settings(
-            await new_database(), creds, users_port=users_port, authsvc_port=authsvc_port
+        faults.settings(
+            PaySettings,
+            "paymentsvc",
+            database_url=await new_database(),
+            usersvc_timeout_seconds=1.0,
         )
     )
     auth = await authapp.start(
-        auth_settings(await new_database(), creds, users_port=users_port, port=authsvc_port)
+        faults.settings(
+            AuthSettings, "authsvc", database_url=await new_database(), usersvc_timeout_seconds=1.0
+        )
     )
     restarted: ServiceProcess | None = None
     try:
         async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{users_port}") as uch,
+            grpc.aio.insecure_channel(faults.wired.address("usersvc")) as uch,
             grpc.aio.insecure_channel(f"127.0.0.1:{pay.port}") as pch,
             grpc.aio.insecure_channel(f"127.0.0.1:{auth.port}") as ach,
         ):
@@ -108,6 +103,13 @@ async def test_killed_usersvc_fails_fast_and_recovers(users_process, new_databas
             )
             payments = payment_pb2_grpc.PaymentServiceStub(pch)
             logins = auth_pb2_grpc.AuthServiceStub(ach)
+            as_user = bearer(
+                (
+                    await logins.Login(
+                        auth_pb2.LoginRequest(email="kill@example.com", password="correct horse")
+                    )
+                ).token
+            )
 
             def pay_call(key: str):
                 return payments.CreatePayment(
@@ -115,7 +117,7 @@ async def test_killed_usersvc_fails_fast_and_recovers(users_process, new_databas
                         user_id=user.user_id, amount=5, idempotency_key=key
                     ),
                     timeout=5,
-                    metadata=creds.metadata("paymentsvc"),
+                    metadata=as_user,
                 )
 
             def login_call() -> Any:
@@ -135,9 +137,7 @@ async def test_killed_usersvc_fails_fast_and_recovers(users_process, new_databas
                     assert took < FAIL_FAST_S, f"call took {took:.2f}s while usersvc was down"
                     print(f"usersvc down: {code.name} in {took:.3f}s")
 
-            restarted = usersvc_process(
-                users_dsn, creds, port=users_port, authsvc_port=authsvc_port
-            ).start()
+            restarted = usersvc_process(faults, users_dsn).start()
             await asyncio.to_thread(restarted.wait_serving)
             start = time.monotonic()
             while True:
@@ -173,23 +173,19 @@ def scrape(port: int) -> str:
         return resp.read().decode()
 
 
-async def test_sigterm_under_load_drains_and_loses_nothing(new_database, creds) -> None:
+async def test_sigterm_under_load_drains_and_loses_nothing(new_database, faults) -> None:
     grace = 3.0
     user_id = str(uuid.uuid4())
     users = grpc.aio.server()
     user_pb2_grpc.add_UserServiceServicer_to_server(SlowUsers(user_id, delay=0.3), users)
-    users_port = users.add_insecure_port("127.0.0.1:0")
+    users.add_insecure_port(faults.wired.address("usersvc"))
     await users.start()
+    await faults.stand_in_for_issuer()
+    as_user = faults.user_metadata(user_id)
     dsn = await new_database()
     proc = ServiceProcess(
         "paymentsvc",
-        {
-            "DATABASE_URL": dsn,
-            "GRPC_PORT": "0",
-            "USERSVC_ADDR": f"127.0.0.1:{users_port}",
-            "SHUTDOWN_GRACE_SECONDS": str(grace),
-            **creds.env("paymentsvc", free_port()),
-        },
+        faults.process_env("paymentsvc", DATABASE_URL=dsn, SHUTDOWN_GRACE_SECONDS=str(grace)),
     ).start()
     acked: dict[str, str] = {}
     acked_after_sigterm: list[str] = []
@@ -213,7 +209,7 @@ async def test_sigterm_under_load_drains_and_loses_nothing(new_database, creds) 
                                 user_id=user_id, amount=7, idempotency_key=key
                             ),
                             timeout=5,
-                            metadata=creds.metadata("paymentsvc"),
+                            metadata=as_user,
                         )
                     except grpc.aio.AioRpcError:
                         await asyncio.sleep(0.05)  # refused after SIGTERM: keep knocking
@@ -286,20 +282,16 @@ def accepts_connections(host: str, port: int) -> bool:
     ids=["default", "all-interfaces"],
 )
 async def test_metrics_answer_beyond_loopback_only_when_configured(
-    new_database, creds, env: dict[str, str], beyond_loopback: bool
+    new_database, faults, env: dict[str, str], beyond_loopback: bool
 ) -> None:
     """/metrics has no authentication. It once listened on every interface by default; now
     whoever can reach the host by any address but loopback must find the port closed,
     unless METRICS_ADDRESS opens it (as the Kubernetes manifests do)."""
     proc = ServiceProcess(
         "usersvc",
-        {
-            "DATABASE_URL": await new_database(),
-            "GRPC_PORT": "0",
-            **USER_ENV_CHEAP_ARGON2,
-            **creds.env("usersvc", free_port()),
-            **env,
-        },
+        faults.process_env(
+            "usersvc", DATABASE_URL=await new_database(), **USER_ENV_CHEAP_ARGON2, **env
+        ),
     ).start()
     try:
         port = await asyncio.to_thread(proc.metrics_port)

@@ -130,10 +130,11 @@ class FakeJwksServer(auth_pb2_grpc.AuthServiceServicer):
         self.revocations.append((request, authorization))
         return auth_pb2.RevokeUserSessionsResponse(revoked_tokens=1)
 
-    async def start(self) -> FakeJwksServer:
+    async def start(self, port: int = 0) -> FakeJwksServer:
+        """Serves on loopback: on `port` when a harness wired it there, else on a free one."""
         self._server = grpc.aio.server()
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self, self._server)
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         await self._server.start()
         return self
 

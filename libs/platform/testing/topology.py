@@ -11,18 +11,17 @@ or a new `calls` entry reaches them without an edit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from libs.inventory import Inventory
-from libs.platform.config import load_settings
+from libs.platform.config import env_names, load_settings
 from libs.platform.testing.launch import public_pem, write_private_key
+from libs.platform.testing.net import free_port
 
 T = TypeVar("T")
-
-# The service that issues the users' access tokens; it alone holds their signing key.
-TOKEN_ISSUER = "authsvc"  # noqa: S105 - a service name, not a secret
 
 
 def wiring(
@@ -57,9 +56,10 @@ def wiring(
         for name in callers:
             (trusted / f"{name}.pem").write_bytes(public[name])
         env[s.name]["TRUSTED_SERVICE_KEYS"] = str(trusted)
-    if TOKEN_ISSUER in env:
+    issuer = next((s.name for s in running if s.issues_tokens), None)
+    if issuer is not None:
         write_private_key(keys / "signing.key")
-        env[TOKEN_ISSUER]["AUTH_SIGNING_KEY_FILE"] = str(keys / "signing.key")
+        env[issuer]["AUTH_SIGNING_KEY_FILE"] = str(keys / "signing.key")
     return env
 
 
@@ -67,5 +67,57 @@ def settings(cls: type[T], values: Mapping[str, object]) -> T:
     """`cls` loaded the way a deployed process loads it, from `values` (field name -> value)
     turned into its environment variables; a None value leaves the field unset. Tests get
     the same parsing and checks as production, and no untyped keyword arguments."""
-    env = {name.upper(): str(value) for name, value in values.items() if value is not None}
+    names = env_names(cls)
+    env = {
+        names.get(name, name.upper()): str(value)
+        for name, value in values.items()
+        if value is not None
+    }
     return load_settings(cls, env)
+
+
+@dataclass(frozen=True)
+class Wired:
+    """`wiring()` for services on loopback ports chosen up front (each is told the others'
+    addresses before any starts). A harness may start any of them, stand in for others on
+    their ports, or leave some down."""
+
+    ports: Mapping[str, int]
+    env: Mapping[str, Mapping[str, str]]
+
+    @classmethod
+    def on_loopback(cls, inventory: Inventory, keys: Path, names: Iterable[str]) -> Wired:
+        ports = {name: free_port() for name in names}
+        keys.mkdir(parents=True, exist_ok=True)
+        addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        return cls(ports, wiring(inventory, keys, addresses))
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def settings(self, cls: type[T], name: str, values: Mapping[str, object]) -> T:
+        """`name`'s Settings in-process: its wiring, its port on loopback, then `values`."""
+        wired = {key.lower(): value for key, value in self.env[name].items()}
+        port = {"grpc_port": self.ports[name], "grpc_host": "127.0.0.1"}
+        return settings(cls, {**wired, **port, **values})
+
+    def process_env(self, name: str) -> dict[str, str]:
+        """`name`'s environment as a child process: its wiring and its port."""
+        return {**self.env[name], "GRPC_PORT": str(self.ports[name])}
+
+
+def mounted(env: Mapping[str, str], keys: Path, at: str) -> tuple[dict[str, str], dict[str, bytes]]:
+    """One service's wiring for a container that sees `keys` at `at`: the environment with
+    its key paths moved there, and the files (relative to `keys`) it names, so a container
+    gets only its own secrets, as a Kubernetes Secret mount would give it."""
+    moved: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    for name, value in env.items():
+        path = Path(value)
+        if not path.is_absolute() or not path.is_relative_to(keys):
+            moved[name] = value
+            continue
+        moved[name] = f"{at}/{path.relative_to(keys)}"
+        for f in [path] if path.is_file() else sorted(path.iterdir()):
+            files[str(f.relative_to(keys))] = f.read_bytes()
+    return moved, files

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from libs import inventory
 from libs.platform.testing.net import free_port
 from libs.platform.testing.postgres import create_database
+from libs.platform.testing.topology import Wired, mounted
 from tools.oci.tests.container import Container, unpack
 from tools.oci.tests.flow import signup_login_pay_list
 
@@ -90,46 +89,19 @@ def runner() -> Runner:
     return found
 
 
-def _keypair() -> tuple[bytes, bytes]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
-
-
-def _service_settings(pg_admin_dsn: str) -> dict[str, tuple[dict[str, str], dict[str, bytes]]]:
-    """Environment and secret files per service, as deploy/kustomize wires them."""
-    ports = {svc: free_port() for svc in SERVICES}
-    common = {f"{s.env_prefix}_ADDR": f"127.0.0.1:{ports[s.name]}" for s in INVENTORY.services}
-    env = {
-        svc: {
-            **common,
-            "DATABASE_URL": asyncio.run(create_database(pg_admin_dsn)),
-            "GRPC_PORT": str(ports[svc]),
-            "METRICS_PORT": str(free_port()),
-        }
-        for svc in SERVICES
-    }
-    files: dict[str, dict[str, bytes]] = {svc: {} for svc in SERVICES}
-    # A key for each service that calls another (the inventory's `calls`); each callee
-    # trusts its own callers' public halves.
-    public = {}
-    for s in INVENTORY.callers():
-        files[s.name][f"keys/{s.name}.key"], public[s.name] = _keypair()
-        env[s.name]["SERVICE_KEY_FILE"] = f"{SECRETS}/{s.name}.key"
+def _service_settings(
+    pg_admin_dsn: str, keys: Path
+) -> dict[str, tuple[dict[str, str], dict[str, bytes]]]:
+    """Environment and secret files per service: production's wiring (the topology module,
+    as deploy/kustomize has it), each container seeing only its own keys under SECRETS."""
+    wired = Wired.on_loopback(INVENTORY, keys, SERVICES)
+    out = {}
     for svc in SERVICES:
-        for caller in INVENTORY.callers_of(svc):
-            files[svc][f"keys/trusted/{caller}.pem"] = public[caller]
-            env[svc]["TRUSTED_SERVICE_KEYS"] = f"{SECRETS}/trusted"
-    files["authsvc"]["keys/signing.key"], _ = _keypair()
-    env["authsvc"]["AUTH_SIGNING_KEY_FILE"] = f"{SECRETS}/signing.key"
-    return {svc: (env[svc], files[svc]) for svc in SERVICES}
+        env, files = mounted(wired.process_env(svc), keys, SECRETS)
+        env["DATABASE_URL"] = asyncio.run(create_database(pg_admin_dsn))
+        env["METRICS_PORT"] = str(free_port())
+        out[svc] = (env, {f"keys/{name}": data for name, data in files.items()})
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +110,8 @@ def system(
 ) -> Iterator[dict[str, Running]]:
     running: dict[str, Running] = {}
     try:
-        for svc, (env, files) in _service_settings(pg_admin_dsn).items():
+        wiring = _service_settings(pg_admin_dsn, tmp_path_factory.mktemp("keys"))
+        for svc, (env, files) in wiring.items():
             container = runner.start(_tarball(svc), tmp_path_factory.mktemp(svc), env, files)
             running[svc] = Running(container, f"127.0.0.1:{env['GRPC_PORT']}")
         asyncio.run(_wait_serving(running))
