@@ -168,9 +168,7 @@ class Docker:
         if result.returncode == 0:
             return None
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return (
-            f"the engine cannot run {platform} images ({detail}); tools/engine/emulation.sh ensure"
-        )
+        return f"the engine cannot run {platform} images ({detail}); tools/containers/engine/emulation.sh ensure"
 
     def load(self, tarball: Path) -> LoadedImage:
         image = image_in_tarball(tarball)

@@ -17,7 +17,7 @@ Keys: unlike the process mode, which makes fresh keys, this uses the keys in the
 overlay's Secrets, because they are what the manifests mount. They are committed and public
 (deploy/kustomize/base/secrets): fine on your machine, never for anything shared.
 
-Needs a Docker engine the docker CLI reaches; `tools/engine/docker.sh ensure STATE_FILE`
+Needs a Docker engine the docker CLI reaches; `tools/containers/engine/docker.sh ensure STATE_FILE`
 starts one (as root on Debian).
 """
 
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     why_not = docker.unavailable()
     if why_not is not None:
         print(
-            f"{why_not}; start one with tools/engine/docker.sh ensure STATE_FILE", file=sys.stderr
+            f"{why_not}; start one with tools/containers/engine/docker.sh ensure STATE_FILE",
+            file=sys.stderr,
         )
         return 1
     stop = stop_on_signals()

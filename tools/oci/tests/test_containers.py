@@ -7,10 +7,10 @@ changes are the host-network rewrites (tools/containers/hostnet.py), printed in 
 The services use the roles, passwords and databases the manifests name, created in a
 throwaway PostgreSQL the way the postgres StatefulSet's init script creates them.
 
-Needs an engine that `docker info` reaches (tools/engine/docker.sh starts one); without one
+Needs an engine that `docker info` reaches (tools/containers/engine/docker.sh starts one); without one
 every test skips with that reason. IMAGE_VARIANT (BUILD.bazel) picks the images, `amd64` or
 `arm64`, run with `--platform linux/<variant>` (emulated when the engine's CPU differs:
-tools/engine/emulation.sh); they skip with the reason if the engine cannot run them.
+tools/containers/engine/emulation.sh); they skip with the reason if the engine cannot run them.
 Measurements (time from `docker run` to SERVING, the probes' answers, the flow's results,
 stop times) are printed in the run's summary.
 """
