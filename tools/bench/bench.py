@@ -33,7 +33,7 @@ import grpc
 from auth.v1 import auth_pb2, auth_pb2_grpc
 from tools.bench import h2load, openloop, overload, overload_report, profile
 from tools.bench.h2load import H2Load
-from tools.bench.load import LoadGenerator, PointResult
+from tools.bench.load import ClosedLoopDriver, LoadGenerator, PointResult
 from tools.bench.native_openloop import NativeOpenLoopDriver
 from tools.bench.openloop import OpenLoopDriver, OpenLoopGenerator
 from tools.bench.pgbench import run_pgbench
@@ -67,7 +67,7 @@ class Drivers:
     c_client: H2Load | None
     python: LoadGenerator | None  # None when nothing needs it
 
-    def for_method(self, method: str) -> H2Load | LoadGenerator:
+    def for_method(self, method: str) -> ClosedLoopDriver:
         if self.c_client is not None and method in h2load.SERVICES:
             return self.c_client
         if self.python is None:
@@ -270,25 +270,14 @@ def run_point(
     user_id: str,
     token: str,
 ) -> PointResult:
-    driver = drivers.for_method(method)
-    if isinstance(driver, H2Load):
-        return driver.run(
-            method,
-            system.addr(server),
-            concurrency,
-            duration_s=args.duration,
-            warmup_s=args.warmup,
-            user_id=user_id,
-            metrics_urls=system.metrics_urls(server),
-            token=token,
-        )
-    return driver.run(
+    return drivers.for_method(method).run(
         method,
         system.addr(server),
         concurrency,
         duration_s=args.duration,
         warmup_s=args.warmup,
         user_id=user_id,
+        metrics_urls=system.metrics_urls(server),
         email=EMAIL,
         password=PASSWORD,
         token=token,
