@@ -20,7 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from tools.bench import bench
+from tools.bench import cli, closed_steps, model, startup
 from tools.bench.sections import error_cell
 from tools.bench.system import System
 
@@ -28,17 +28,17 @@ from tools.bench.system import System
 SERIES = {
     "empty handler": ("GetUser", "empty"),
     "GetUser": ("GetUser", "usersvc"),
-    bench.CHAIN: ("CreatePayment", "chain"),
+    model.CHAIN: ("CreatePayment", "chain"),
     "CreatePayment": ("CreatePayment", "paymentsvc"),
 }
 ARMED = ("usersvc", "paymentsvc", "empty", "chain")
-Point = tuple[str, int, bench.Row]  # arm, round, the measured row
+Point = tuple[str, int, model.Row]  # arm, round, the measured row
 Medians = dict[tuple[str, str, int], tuple[float | None, float | None]]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in bench.BINARIES:
+    for name in cli.BINARIES:
         parser.add_argument(f"--{name}", required=True, help=f"path to the {name} binary")
     parser.add_argument("--name", required=True, help="names the results file: ab-NAME.md")
     parser.add_argument("--a", action="append", default=[], metavar="KEY=VALUE")
@@ -70,7 +70,7 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 def _without_binaries(argv: list[str]) -> list[str]:
     """argv as a person types it: the binaries' paths come from the BUILD file."""
-    flags = {f"--{n}" for n in bench.BINARIES}
+    flags = {f"--{n}" for n in cli.BINARIES}
     out: list[str] = []
     skip = False
     for arg in argv:
@@ -88,7 +88,7 @@ def _arm_order(rounds: int) -> list[str]:
     return [arm for i in range(rounds) for arm in (("A", "B") if i % 2 == 0 else ("B", "A"))]
 
 
-def _cpu_ms(row: bench.Row) -> float | None:
+def _cpu_ms(row: model.Row) -> float | None:
     if row.server_cpu is None or not row.result.rate:
         return None
     return 1000 * row.server_cpu / row.result.rate
@@ -111,7 +111,7 @@ def render(
     load_avg: str,
 ) -> str:
     series = args.series.split(",")
-    levels = bench.parse_levels(args.concurrency)
+    levels = cli.parse_levels(args.concurrency)
 
     def label(pairs: list[str]) -> str:
         return ", ".join(f"`{kv}`" for kv in pairs) or "the defaults"
@@ -158,7 +158,7 @@ def render(
 
 def _medians(points: list[Point]) -> Medians:
     """(arm, series, concurrency) -> median calls/s and median CPU ms per call."""
-    rows: dict[tuple[str, str, int], list[bench.Row]] = defaultdict(list)
+    rows: dict[tuple[str, str, int], list[model.Row]] = defaultdict(list)
     for arm, _, row in points:
         rows[(arm, row.series, row.concurrency)].append(row)
     return {
@@ -171,7 +171,7 @@ def _ceiling_shares(levels: list[int], points: list[Point]) -> list[str]:
     """GetUser / empty handler and CreatePayment / chain per arm, from the median rates."""
     medians = _medians(points)
     out = []
-    for part, whole in (("GetUser", "empty handler"), ("CreatePayment", bench.CHAIN)):
+    for part, whole in (("GetUser", "empty handler"), ("CreatePayment", model.CHAIN)):
         for c in levels:
             shares = []
             for arm in "AB":
@@ -211,17 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     shown = _without_binaries(argv)
-    levels = bench.parse_levels(args.concurrency)
+    levels = cli.parse_levels(args.concurrency)
     started = dt.datetime.now(dt.UTC)
     load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    h2, why = bench.choose_h2load("h2load")
+    h2, why = startup.choose_h2load("h2load")
     assert h2 is not None, why
     system = System(
-        {**{n: getattr(args, n) for n in bench.BINARIES}, "chain": args.empty},
+        {**{n: getattr(args, n) for n in cli.BINARIES}, "chain": args.empty},
         log_level=args.log_level,
     )
-    drivers = bench.Drivers(h2, None)
-    run = bench.Run(workers=args.workers)
+    drivers = model.Drivers(h2, None)
+    run = model.Run(workers=args.workers)
     point_args = argparse.Namespace(duration=args.duration, warmup=args.warmup)
     points: list[Point] = []
     arms = {"A": _settings(args.a), "B": _settings(args.b)}
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         system.start_database()
         system.environments()
-        user_id, token, _ = bench.start_servers(system, args.workers)
+        user_id, token, _ = startup.start_servers(system, args.workers)
         for i, arm in enumerate(_arm_order(args.rounds)):
             for name in ARMED:
                 for key in keys:
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 method, server = SERIES[series]
                 for c in levels:
                     print(f"[ab] round {i // 2 + 1} arm {arm}", flush=True)
-                    row = bench.measure(
+                    row = closed_steps.measure(
                         run,
                         system,
                         drivers,

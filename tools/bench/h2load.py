@@ -219,6 +219,9 @@ class H2Load:
         warmup_s: float,
         user_id: str,
         metrics_urls: Sequence[str],
+        # Unused, Login's: h2load cannot send Login (request() refuses it).
+        email: str = "",
+        password: str = "",
         token: str = "",
     ) -> PointResult:
         frame = grpc_frame(request(method, user_id))
@@ -276,7 +279,10 @@ def run_rate(
     deadline_s: float | None = None,
 ) -> RateWindow:
     """`rate` calls per second on a fixed schedule (h2load --rps), whatever the answers,
-    each with `deadline_s` as its gRPC deadline when given."""
+    each with `deadline_s` as its gRPC deadline when given.
+
+    Not an openloop.OpenLoopDriver: h2load's answers carry no gRPC status, so this returns
+    only what h2load saw, which overload.measure completes with the servers' counters."""
     frame = grpc_frame(request(method, user_id))
     url = f"http://{target}/{SERVICES[method]}/{method}"
     per_connection = rate / RATE_CONNECTIONS

@@ -13,7 +13,9 @@ import multiprocessing
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 
@@ -53,6 +55,27 @@ class PointResult:
     rate: float
     p50_ms: float
     p99_ms: float
+
+
+class ClosedLoopDriver(Protocol):
+    """What the bench needs of a closed-loop driver: this module's Python one, or h2load
+    (h2load.H2Load). Each takes the arguments the other needs and ignores them, so that one
+    call site serves both."""
+
+    def run(
+        self,
+        method: str,
+        target: str,
+        concurrency: int,
+        *,
+        duration_s: float,
+        warmup_s: float,
+        user_id: str,
+        metrics_urls: Sequence[str],
+        email: str = "",
+        password: str = "",
+        token: str = "",
+    ) -> PointResult: ...
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -164,6 +187,8 @@ class LoadGenerator:
         duration_s: float,
         warmup_s: float,
         user_id: str,
+        # Unused: every caller sees its own calls' status; h2load needs the servers' counters.
+        metrics_urls: Sequence[str] = (),
         email: str = "",
         password: str = "",
         token: str = "",

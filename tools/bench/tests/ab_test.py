@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tools.bench import ab, bench
+from tools.bench import ab, model
 from tools.bench.load import PointResult
 
 
-def row(series: str, rate: float, cpu: float) -> bench.Row:
-    return bench.Row(series, 2, 32, PointResult(int(rate), {}, rate, 1.0, 2.0), cpu)
+def row(series: str, rate: float, cpu: float) -> model.Row:
+    return model.Row(series, 2, 32, PointResult(int(rate), {}, rate, 1.0, 2.0), cpu)
 
 
 def test_arms_alternate_which_goes_first() -> None:
