@@ -43,8 +43,9 @@ class Settings(OverloadSettings):
     grpc_port: int = c.grpc_port(50061)
     grpc_host: str = c.setting("127.0.0.1")
     log_level: str = c.log_level()
-    # When set, calls must carry an authsvc token, verified exactly as the services do.
-    authsvc_addr: str | None = c.setting(None)
+    # When true, calls must carry a user token, verified exactly as the services do (the
+    # issuer's address and the trusted keys as TokenSettings reads them).
+    verify_tokens: bool = c.setting(False)
     # When set, serve CreatePayment as the first hop of a chain to this address.
     chain_to: str | None = c.setting(None, check=c.check_address)
     # The next hop's timeout, as paymentsvc's USERSVC_TIMEOUT_SECONDS.
@@ -100,13 +101,14 @@ def _token_settings() -> Any:
 
 
 def _auth_interceptors(settings: Settings, service_name: str) -> list[Any]:
-    if not settings.authsvc_addr:
+    if not settings.verify_tokens:
         return []
     from auth.v1 import auth_pb2_grpc
     from libs.platform.auth.verification import AuthInterceptor
 
-    channel = grpc.aio.insecure_channel(settings.authsvc_addr)
-    verifier = _token_settings().verifier(service_name, auth_pb2_grpc.AuthServiceStub(channel))
+    tokens = _token_settings()
+    channel = grpc.aio.insecure_channel(tokens.token_issuer_addr)
+    verifier = tokens.verifier(service_name, auth_pb2_grpc.AuthServiceStub(channel))
     return [AuthInterceptor(verifier)]
 
 
@@ -116,7 +118,7 @@ async def start(settings: Settings) -> GrpcServer:
         # As paymentsvc: a service token (SERVICE_KEY_FILE) when auth is on, and the same
         # client interceptors (tracing, shed-call retries, authentication).
         outgoing = (
-            _token_settings().outgoing("paymentsvc", "usersvc") if settings.authsvc_addr else []
+            _token_settings().outgoing("paymentsvc", "usersvc") if settings.verify_tokens else []
         )
         channel = clients.open_channel(
             settings.chain_to,

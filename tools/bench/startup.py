@@ -93,9 +93,9 @@ def start_servers(system: System, workers: int) -> tuple[str, str, bool]:
     for name in ("usersvc", "authsvc", "paymentsvc"):
         system.start(name, 1 if name == "authsvc" else workers)
     user_id, token, enforced = seed(system)
-    if not enforced:  # the ceilings verify tokens only where the services do
-        system.env["empty"].pop("AUTHSVC_ADDR", None)
-        system.env["chain"].pop("AUTHSVC_ADDR", None)
+    # The ceilings verify tokens only where the services do.
+    for ceiling in ("empty", "chain"):
+        system.env[ceiling]["VERIFY_TOKENS"] = "true" if enforced else "false"
     system.start("empty", workers)
     system.start("chain", workers)
     return user_id, token, enforced

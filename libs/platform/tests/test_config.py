@@ -99,3 +99,16 @@ def test_service_settings_are_shared_and_the_port_is_each_services_own() -> None
 def test_service_settings_alone_require_a_port() -> None:
     with pytest.raises(ConfigError, match="GRPC_PORT is required"):
         load_settings(ServiceSettings, {"DATABASE_URL": "postgresql://x/y"})
+
+
+def test_the_token_issuers_address_is_read_from_its_own_variable() -> None:
+    from libs import inventory
+    from libs.platform.auth.settings import TokenSettings
+
+    issuer = inventory.token_issuer()
+    variable = f"{issuer.env_prefix}_ADDR"
+    assert c.env_names(TokenSettings)["token_issuer_addr"] == variable
+    assert load_settings(TokenSettings, {variable: "10.0.0.9:7"}).token_issuer_addr == "10.0.0.9:7"
+    assert load_settings(TokenSettings, {}).token_issuer_addr == issuer.local_address
+    with pytest.raises(ConfigError, match=f"{variable}: must be host:port"):
+        load_settings(TokenSettings, {variable: "nohost"})

@@ -155,9 +155,9 @@ def test_h2load_measures_calls_on_every_worker(two_workers: Served) -> None:
 
 
 def test_h2load_counts_grpc_failures_as_errors_not_calls() -> None:
-    # With AUTHSVC_ADDR set the empty server requires a token; a call without one is
-    # refused (UNAUTHENTICATED) before authsvc would be asked, so none needs to run.
-    with _serving(1, {"AUTHSVC_ADDR": f"127.0.0.1:{free_port()}"}) as served:
+    # With VERIFY_TOKENS the empty server requires a token; a call without one is refused
+    # (UNAUTHENTICATED) before the token issuer would be asked, so none needs to run.
+    with _serving(1, {"VERIFY_TOKENS": "true"}) as served:
         result = _h2load().run(
             "GetUser",
             served.addr,
