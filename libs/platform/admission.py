@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -84,7 +85,7 @@ async def abort_overloaded(context: Context, exc: Overloaded) -> NoReturn:
 
 
 def client_address(peer: str | None) -> str:
-    """'ipv4:10.0.0.1:5555' -> '10.0.0.1'; 'ipv6:[2001:db8::1]:443' -> '2001:db8::/64'.
+    """'ipv4:10.0.0.1:5555' -> '10.0.0.1'; 'ipv6:%5B2001:db8::1%5D:443' -> '2001:db8::/64'.
 
     An IPv6 host usually owns a whole /64, so keying on the full address would give one
     attacker 2^64 identities; the /64 is what one subscriber controls. IPv4-mapped IPv6
@@ -94,7 +95,10 @@ def client_address(peer: str | None) -> str:
     peer = peer or "unknown"
     kind, _, rest = peer.partition(":")
     if kind in ("ipv4", "ipv6"):
-        host = rest.rsplit(":", 1)[0].strip("[]").split("%", 1)[0]
+        # gRPC core writes peers as URIs: 'ipv6:%5B2001:db8::1%5D:443'. Read raw, that was
+        # no address, and the whole peer, port included, became the key: one bucket per
+        # connection for every IPv6 caller.
+        host = unquote(rest).rsplit(":", 1)[0].strip("[]").split("%", 1)[0]
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:

@@ -14,6 +14,7 @@ from libs.platform.admission import (
     client_address,
     retry_status,
 )
+from libs.platform.testing.net import ipv6_loopback
 
 
 def test_client_address() -> None:
@@ -25,6 +26,44 @@ def test_client_address() -> None:
     assert client_address("ipv6:[::1]:5555") == "::/64"
     assert client_address("unix:/tmp/sock") == "unix:/tmp/sock"
     assert client_address(None) == "unknown"
+    # gRPC core writes IPv6 peers as URIs, the brackets percent-encoded.
+    assert client_address("ipv6:%5B2001:db8::1%5D:443") == "2001:db8::/64"
+    assert client_address("ipv6:%5B::ffff:10.1.2.3%5D:443") == "10.1.2.3"
+    assert client_address("ipv6:%5Bfe80::1%25eth0%5D:443") == "fe80::/64"
+
+
+async def test_client_address_of_the_peers_grpc_reports() -> None:
+    """The peer strings a real server hands its handlers, not the ones a reader expects:
+    an IPv6 caller once became one key per connection, port included."""
+
+    def peer(request: bytes, context: grpc.ServicerContext) -> bytes:
+        return client_address(context.peer()).encode()
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "t.T", {"Peer": grpc.unary_unary_rpc_method_handler(peer)}
+            )
+        ]
+    )
+    hosts = ["127.0.0.1", *(["::1"] if ipv6_loopback() else [])]
+    ports = {
+        host: server.add_insecure_port(f"[{host}]:0" if ":" in host else f"{host}:0")
+        for host in hosts
+    }
+    await server.start()
+    try:
+        for host, port in ports.items():
+            target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            async with grpc.aio.insecure_channel(target) as channel:
+                call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                    "/t.T/Peer"
+                )
+                seen = (await call(b"")).decode()
+            assert seen == {"127.0.0.1": "127.0.0.1", "::1": "::/64"}[host]
+    finally:
+        await server.stop(0)
 
 
 def test_retry_status_carries_retry_info() -> None:
