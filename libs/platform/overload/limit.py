@@ -124,12 +124,13 @@ class AdaptiveLimit:
     def limit(self) -> int:
         return int(self._limit)
 
-    def has_room(self) -> bool:
-        return self.in_flight < int(self._limit)
+    def has_room(self, overflow: int = 0) -> bool:
+        return self.in_flight < int(self._limit) + overflow
 
-    def try_acquire(self) -> bool:
-        """Take a place for a call, or False when calls in flight are at the limit."""
-        if self.in_flight >= int(self._limit):
+    def try_acquire(self, overflow: int = 0) -> bool:
+        """Take a place for a call, or False when calls in flight are at the limit (plus
+        `overflow` places beyond it, for the callers shedding.py lets past the largest)."""
+        if not self.has_room(overflow):
             return False
         self.in_flight += 1
         self._window_peak = max(self._window_peak, self.in_flight)

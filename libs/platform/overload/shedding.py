@@ -2,6 +2,14 @@
 call that finds none, or that the QueueGate picks while calls queue before the handlers, is
 answered at once with RESOURCE_EXHAUSTED and a RetryInfo delay.
 
+When the limit is reached, the caller holding the most places is shed first: a call from a
+caller (its address: an IPv4 address or an IPv6 /64) that holds fewer places than the
+largest holder may still take one of a few places beyond the limit (a quarter of it), and
+the largest holder's calls are refused. So one address flooding a server that a slow
+dependency holds at its limit cannot take every place from everyone else. A service that
+calls for many users counts as one caller here; the users behind it are held to their own
+share by the per-user cap on calls in flight (USER_MAX_IN_FLIGHT, auth/verification.py).
+
 The interceptor is the outermost one, so a refused call costs no tracing, authentication,
 request parsing or log line: its raw bytes are never decoded. Health checks (the probes
 that keep the pod in rotation and alive) and reflection are never limited.
@@ -19,7 +27,7 @@ import grpc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from libs.platform.admission import retry_status
+from libs.platform.admission import client_address, retry_status
 from libs.platform.metrics import Metrics
 from libs.platform.overload.limit import AdaptiveLimit, LimitPolicy
 from libs.platform.overload.probe import is_probe_peer
@@ -55,6 +63,7 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
         self.limit = AdaptiveLimit(policy, clock(), cpu_short=lambda: gate.standing)
         self._metrics = metrics
         self.shed: Counter[tuple[str, str]] = Counter()  # refused calls by method, reason
+        self.holding: Counter[str] = Counter()  # places held, by caller address
         self._known: set[str] = set()
         status = retry_status(REFUSAL, retry_after, whole_seconds=False)
         self._code, self._details = status.code, status.details
@@ -74,8 +83,9 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(EXEMPT_PREFIXES):
             return await continuation(handler_call_details)
         if method in self._known:
-            # Refused before the rest of the chain runs: the cheapest answer there is.
-            if not self.limit.has_room():
+            # Refused before the rest of the chain runs: the cheapest answer there is. (Who
+            # calls is not known here, so places beyond the limit are decided in _limited.)
+            if not self.limit.has_room(self._overflow()):
                 return self._refuser(method, "limit")
             if self.queue.refuse_next():
                 return self._refuser(method, "queue")
@@ -89,7 +99,7 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
 
     def _limited(self, method: str, handler: Handler, inner: UnaryBehavior) -> Handler:
         decode = handler.request_deserializer
-        limit, clock = self.limit, self._clock
+        limit, clock, holding = self.limit, self._clock, self.holding
 
         async def limited(raw: bytes, context: Context) -> Any:
             # The place is taken here, not in intercept_service: a call cancelled before
@@ -99,8 +109,10 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
                 context.set_code(grpc.StatusCode.PERMISSION_DENIED)
                 context.set_details("this listener serves only the overload probe")
                 return None
-            if not limit.try_acquire():
+            caller = client_address(context.peer())
+            if not self._try_acquire(caller):
                 return self._refuse(method, "limit", context)
+            holding[caller] += 1
             start = clock()
             latency: float | None = None
             try:
@@ -110,12 +122,27 @@ class SheddingInterceptor(grpc.aio.ServerInterceptor):
                 return response
             finally:
                 limit.release(method, latency, clock())
+                holding[caller] -= 1
+                if not holding[caller]:
+                    del holding[caller]
 
         # Bytes in: a refused call is never decoded; an admitted one is decoded above by
         # the chain's own deserializer (which never raises: libs/platform/decoding.py).
         return grpc.unary_unary_rpc_method_handler(
             limited, response_serializer=handler.response_serializer
         )
+
+    def _overflow(self) -> int:
+        return max(1, self.limit.limit // 4)
+
+    def _try_acquire(self, caller: str) -> bool:
+        """A place under the limit for anyone; at the limit, one of the places beyond it
+        for a caller that would still hold fewer than the largest holder."""
+        if self.limit.try_acquire():
+            return True
+        # Callers with calls in flight: at most the limit plus the overflow of them.
+        top = max(self.holding.values(), default=0)
+        return self.holding[caller] + 1 < top and self.limit.try_acquire(self._overflow())
 
     def _refuser(self, method: str, reason: str) -> Handler:
         handler = self._refusers.get((method, reason))

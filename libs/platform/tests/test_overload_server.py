@@ -23,6 +23,7 @@ from libs.platform.overload.limit import LimitPolicy
 from libs.platform.overload.queue import QueuePolicy
 from libs.platform.overload.retries import RetryInterceptor, RetryPolicy, RetryStats
 from libs.platform.server import GrpcServer, ServiceRegistration, start_server
+from libs.platform.testing.net import SourceAddressProxy
 from user.v1 import user_pb2, user_pb2_grpc
 
 GET_USER = "/user.v1.UserService/GetUser"
@@ -132,6 +133,42 @@ async def test_calls_over_the_limit_are_refused_at_once_with_retry_info(served: 
     assert (await served.stub.GetUser(user_pb2.GetUserRequest(user_id="y"))).user_id == "y"
     assert served.server.shedding is not None
     assert served.server.shedding.limit.in_flight == 0
+
+
+async def test_at_the_limit_the_caller_holding_the_most_is_shed_first() -> None:
+    """One address holding every place must not keep everyone else out: at the limit its
+    calls are refused while another address still gets one of the places beyond it."""
+    s = await serve(LimitPolicy(initial=4, min_limit=4, max_limit=4))  # and 1 beyond
+    try:
+        held = await fill(s, 4)  # all from 127.0.0.1
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await s.stub.GetUser(user_pb2.GetUserRequest(user_id="x"))
+        assert info.value.code() == EXHAUSTED
+        async with (
+            SourceAddressProxy(("127.0.0.1", s.server.port), "127.0.0.2") as proxy,
+            grpc.aio.insecure_channel(proxy.address) as channel,
+        ):
+            other = user_pb2_grpc.UserServiceStub(channel)
+            assert (await other.GetUser(user_pb2.GetUserRequest(user_id="b"))).user_id == "b"
+            # A call of its own that holds its place, then the overflow is spent: refused.
+            held.append(
+                asyncio.ensure_future(other.GetUser(user_pb2.GetUserRequest(user_id="wait")))
+            )
+            assert await s.servicer.entered.get() == "b"
+            assert await s.servicer.entered.get() == "wait"
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await other.GetUser(user_pb2.GetUserRequest(user_id="c"))
+            assert info.value.code() == EXHAUSTED
+            assert s.server.shedding is not None
+            assert dict(s.server.shedding.holding) == {"127.0.0.1": 4, "127.0.0.2": 1}
+            s.servicer.gate.set()
+            await asyncio.gather(*held)
+        assert not s.server.shedding.holding
+        assert s.server.shedding.limit.in_flight == 0
+    finally:
+        s.servicer.gate.set()
+        await s.channel.close()
+        await s.server.stop(0)
 
 
 async def test_health_and_reflection_are_never_shed(served: Served) -> None:
