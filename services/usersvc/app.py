@@ -67,6 +67,9 @@ async def start(settings: Settings) -> UserApp:
             password_changes=RateLimiter(
                 settings.password_change_burst, settings.password_change_per_minute / 60
             ),
+            email_changes=RateLimiter(
+                settings.email_change_burst, settings.email_changes_per_hour / 3600
+            ),
         )
         server = await wiring.serve(
             ServiceRegistration(

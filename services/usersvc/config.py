@@ -38,6 +38,10 @@ class Settings(ServiceSettings, TokenSettings):
     # then one per 3 minutes.
     password_change_burst: int = c.setting(5, min=1, max=1000)
     password_change_per_minute: float = c.setting(1 / 3, min=0.001, max=1000.0)
+    # Email changes per account, counted once the password is proven: each can answer
+    # ALREADY_EXISTS, so one account must not probe the address book from many addresses.
+    email_change_burst: int = c.setting(5, min=1, max=1000)
+    email_changes_per_hour: float = c.setting(2.0, min=0.001, max=100000.0)
     # Ending sessions in authsvc after a password change or deletion (sessions.py).
     authsvc_timeout_seconds: float = c.setting(2.0, min=0.05, max=60.0)
     session_revocation_retry_seconds: float = c.setting(5.0, min=0.05, max=3600.0)

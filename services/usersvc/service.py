@@ -80,12 +80,14 @@ class UserService(user_pb2_grpc.UserServiceServicer):
         *,
         signups: RateLimiter,
         password_changes: RateLimiter,
+        email_changes: RateLimiter,
     ) -> None:
         self._store = store
         self._passwords = passwords
         self._sessions = sessions
         self._signups = signups
         self._password_changes = password_changes
+        self._email_changes = email_changes
         # Concurrent GetUser calls share one query (see libs/platform/batching.py): under
         # load that saves a database round trip, a pool checkout and asyncpg's per-query
         # work for every call that joins a batch.
@@ -170,6 +172,12 @@ class UserService(user_pb2_grpc.UserServiceServicer):
                 await abort_retry_later(context, "too many email changes from your address", wait)
         if reauth:
             await self._prove_current(context, user_id, current)
+        if email is not None:
+            # Per account too, once the password is proven (so a thief cannot spend the
+            # owner's changes): one account behind many addresses probes no faster.
+            wait = self._email_changes.take(user_id)
+            if wait is not None:
+                await abort_retry_later(context, "too many email changes for this account", wait)
         password_hash = None
         if password is not None:
             password_hash = await self._hash(context, password)

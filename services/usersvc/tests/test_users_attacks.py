@@ -435,6 +435,41 @@ async def test_stolen_access_token_cannot_change_the_email_or_delete(anon, jwks)
     )
 
 
+async def test_email_changes_are_limited_per_account(database_url, jwks, service_keys) -> None:
+    """Each email change may answer ALREADY_EXISTS. Limited per address only, one account
+    (with its own password) probed registered addresses from as many addresses as it had."""
+    settings = make_settings(
+        database_url, jwks.port, str(service_keys.trusted_dir), email_change_burst=2
+    )
+    running = await app.start(settings)
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch,
+            SourceAddressProxy(("127.0.0.1", running.port), "127.0.0.2") as proxy,
+            grpc.aio.insecure_channel(proxy.address) as elsewhere,
+        ):
+            here = user_pb2_grpc.UserServiceStub(ch)
+            await signup(here, "registered@x.io")
+            uid = await signup(here, "prober@x.io")
+            token = bearer(jwks.mint(uid))
+            probe = user_pb2.UpdateUserRequest(
+                user_id=uid, email="registered@x.io", current_password=PASSWORD
+            )
+            for _ in range(2):
+                await expect_refused(here.UpdateUser(probe, metadata=token), EXISTS)
+            for stub in (here, user_pb2_grpc.UserServiceStub(elsewhere)):
+                err = await expect_refused(stub.UpdateUser(probe, metadata=token), EXHAUSTED)
+                assert err.details().startswith("too many email changes for this account")
+            # A wrong password spends none of the account's changes, so a thief holding
+            # only a token cannot use them up: it is refused as a wrong password.
+            probe.current_password = "a guess"
+            await expect_refused(
+                user_pb2_grpc.UserServiceStub(elsewhere).UpdateUser(probe, metadata=token), DENIED
+            )
+    finally:
+        await running.stop(0)
+
+
 async def test_another_sessions_wrong_passwords_do_not_block_the_owner(anon, jwks, usersvc) -> None:
     """5 wrong current_password attempts with a stolen token blocked the owner's own
     password change, its only way to end the thief's sessions, for 180 s. The attempts
