@@ -23,12 +23,13 @@ cpp_grpc_compile = proto_compile_rule(
     plugins_cfg = "exec",
 )
 
-def cpp_grpc_library(name, protos, **kwargs):
+def cpp_grpc_library(name, protos, deps = [], **kwargs):
     """A cc_library of the messages and gRPC stubs of `protos`, linking protobuf and gRPC++.
 
     Args:
       name: target name.
       protos: proto_library targets.
+      deps: cpp_grpc_library targets of the protos that `protos` import.
       **kwargs: passed to the cc_library (visibility, ...).
     """
     cpp_grpc_compile(
@@ -46,6 +47,6 @@ def cpp_grpc_library(name, protos, **kwargs):
         srcs = [name + "_pb_srcs"],
         hdrs = [name + "_pb_hdrs"],
         includes = [name + "_pb"],
-        deps = GRPC_DEPS,
+        deps = deps + GRPC_DEPS,
         **kwargs
     )

@@ -8,9 +8,11 @@ under the same package and name as in the root (`protos/user/v1/user.proto` beco
 `@micro_protos//user/v1:user_proto`) and the same import paths (`user/v1/user.proto`).
 """
 
-# Imports resolve among these files and protobuf's well-known types; anything else is
-# refused by name, because a proto_library without its dependency fails later and less clearly.
+# Imports resolve among these files, protobuf's well-known types and google/api's HTTP
+# mapping (googleapis); anything else is refused by name, because a proto_library without its
+# dependency fails later and less clearly.
 _WKT_PREFIX = "google/protobuf/"
+_GOOGLE_API_PREFIX = "google/api/"
 
 def _proto_files(root):
     found = []
@@ -43,6 +45,8 @@ def _label(path, ours):
         return "//%s:%s_proto" % (package, file.removesuffix(".proto"))
     if path.startswith(_WKT_PREFIX):
         return "@protobuf//:%s_proto" % path.removeprefix(_WKT_PREFIX).removesuffix(".proto")
+    if path.startswith(_GOOGLE_API_PREFIX):
+        return "@googleapis//google/api:%s_proto" % path.removeprefix(_GOOGLE_API_PREFIX).removesuffix(".proto")
     return None
 
 def _proto_tree_impl(rctx):
@@ -60,7 +64,7 @@ def _proto_tree_impl(rctx):
         for imported in _imports(rctx.read(file)):
             label = _label(imported, files)
             if label == None:
-                fail("proto_tree: %s imports %s, which is neither under %s nor a protobuf well-known type" % (rel, imported, rctx.attr.path))
+                fail("proto_tree: %s imports %s, which is not under %s, a protobuf well-known type or google/api" % (rel, imported, rctx.attr.path))
             deps.append(label)
         packages.setdefault(package, []).append(
             'proto_library(\n    name = "%s_proto",\n    srcs = ["%s"],\n    deps = %s,\n)\n' %

@@ -1,14 +1,14 @@
-"""buf over the contract as the test's runfiles lay it out: buf.yaml at the top, protos/ as
-its module, the released image and the seed's protos beside them."""
+"""buf over the contract: the workspace tools/buf/workspace.py stages from the test's
+runfiles (buf.yaml, protos/ and google/api), the released image and the seed's protos."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tools.buf import workspace
 from tools.buf.runner import Buf
 
 # Bazel starts a test in the workspace's runfiles directory.
@@ -16,8 +16,14 @@ RUNFILES = Path.cwd()
 
 
 @pytest.fixture
-def runfiles() -> Path:
-    return RUNFILES
+def contract(tmp_path: Path) -> Path:
+    """A writable buf workspace of the contract, for checks and for changes it must refuse."""
+    return workspace.stage(
+        tmp_path / "ws",
+        buf_yaml=RUNFILES / "buf.yaml",
+        protos=RUNFILES / "protos",
+        google_api=RUNFILES / "tools" / "buf" / workspace.GOOGLE_API,
+    )
 
 
 @pytest.fixture
@@ -35,14 +41,3 @@ def released_image() -> Path:
 @pytest.fixture
 def seed_protos() -> Path:
     return RUNFILES / "tests" / "seed_compat" / "seed_protos"
-
-
-@pytest.fixture
-def workspace_copy(tmp_path: Path) -> Path:
-    """A writable copy of buf.yaml and protos/, for changes the contract must refuse."""
-    copy = tmp_path / "ws"
-    shutil.copytree(RUNFILES / "protos", copy / "protos")
-    shutil.copy(RUNFILES / "buf.yaml", copy / "buf.yaml")
-    for path in copy.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return copy

@@ -8,55 +8,54 @@ from pathlib import Path
 import pytest
 
 from tools.buf.runner import Buf
+from tools.buf.workspace import CONTRACT
 
 
-def test_contract_keeps_the_last_release(buf: Buf, runfiles: Path, released_image: Path) -> None:
-    result = buf("breaking", "--against", str(released_image), cwd=runfiles)
+def test_contract_keeps_the_last_release(buf: Buf, contract: Path, released_image: Path) -> None:
+    result = buf("breaking", CONTRACT, "--against", str(released_image), cwd=contract)
     assert result.returncode == 0, f"breaks {released_image.stem}:\n{result.output}"
 
 
-def test_contract_keeps_the_seed(buf: Buf, runfiles: Path, seed_protos: Path) -> None:
-    result = buf("breaking", "--against", str(seed_protos), cwd=runfiles)
+def test_contract_keeps_the_seed(buf: Buf, contract: Path, seed_protos: Path) -> None:
+    result = buf("breaking", CONTRACT, "--against", str(seed_protos), cwd=contract)
     assert result.returncode == 0, f"breaks the seed's contract:\n{result.output}"
 
 
 @pytest.mark.parametrize("baseline", ["released_image", "seed_protos"])
 def test_renumbered_field_is_refused(
-    buf: Buf, workspace_copy: Path, baseline: str, request: pytest.FixtureRequest
+    buf: Buf, contract: Path, baseline: str, request: pytest.FixtureRequest
 ) -> None:
-    proto = workspace_copy / "protos" / "payment" / "v1" / "payment.proto"
+    proto = contract / "protos" / "payment" / "v1" / "payment.proto"
     text = proto.read_text()
     assert "  int64 amount = 2;" in text
     proto.write_text(text.replace("  int64 amount = 2;", "  int64 amount = 12;", 1))
     against = request.getfixturevalue(baseline)
-    result = buf("breaking", "--against", str(against), cwd=workspace_copy)
+    result = buf("breaking", CONTRACT, "--against", str(against), cwd=contract)
     assert result.returncode != 0
     assert 'field "2" with name "amount" on message "CreatePaymentRequest"' in result.output
 
 
-def test_lost_field_presence_is_refused(
-    buf: Buf, workspace_copy: Path, released_image: Path
-) -> None:
+def test_lost_field_presence_is_refused(buf: Buf, contract: Path, released_image: Path) -> None:
     # UpdateUser changes only the fields a caller sets: presence is part of the contract.
-    proto = workspace_copy / "protos" / "user" / "v1" / "user.proto"
+    proto = contract / "protos" / "user" / "v1" / "user.proto"
     proto.write_text(
         proto.read_text().replace("  optional string email = 2;", "  string email = 2;", 1)
     )
-    result = buf("breaking", "--against", str(released_image), cwd=workspace_copy)
+    result = buf("breaking", CONTRACT, "--against", str(released_image), cwd=contract)
     assert result.returncode != 0
     assert "changed cardinality" in result.output
 
 
 @pytest.mark.parametrize("baseline", ["released_image", "seed_protos"])
 def test_added_field_is_accepted(
-    buf: Buf, workspace_copy: Path, baseline: str, request: pytest.FixtureRequest
+    buf: Buf, contract: Path, baseline: str, request: pytest.FixtureRequest
 ) -> None:
-    proto = workspace_copy / "protos" / "payment" / "v1" / "payment.proto"
+    proto = contract / "protos" / "payment" / "v1" / "payment.proto"
     proto.write_text(
         proto.read_text().replace(
             "message GetPaymentRequest {", "message GetPaymentRequest {\n  string trace = 99;", 1
         )
     )
     against = request.getfixturevalue(baseline)
-    result = buf("breaking", "--against", str(against), cwd=workspace_copy)
+    result = buf("breaking", CONTRACT, "--against", str(against), cwd=contract)
     assert result.returncode == 0, result.output

@@ -4,7 +4,7 @@ production is (libs/platform/testing/topology.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,47 +78,56 @@ async def running_system(
     async def settings_of(cls: type[S], name: str, **values: object) -> S:
         return wired.settings(cls, name, {"database_url": await new_database(), **values})
 
-    users = await userapp.start(
-        await settings_of(
-            UserSettings,
-            "usersvc",
-            jwks_min_refresh_seconds=0.0,
-            **(CHEAP_ARGON2 if argon2 is None else argon2),
+    async with AsyncExitStack() as stack:
+        # Each service is stopped however the start of a later one ends: a service left
+        # running holds gRPC's threads, and the test session then never exits.
+        users = await userapp.start(
+            await settings_of(
+                UserSettings,
+                "usersvc",
+                jwks_min_refresh_seconds=0.0,
+                **(CHEAP_ARGON2 if argon2 is None else argon2),
+            )
         )
-    )
-    payments = await payapp.start(
-        await settings_of(PaySettings, "paymentsvc", usersvc_timeout_seconds=1.0)
-    )
-    dual_stack = ipv6_loopback()
-    auth_settings = await settings_of(
-        AuthSettings,
-        "authsvc",
-        # Both loopbacks where IPv6 exists: two caller addresses for the throttling tests.
-        grpc_host="[::]" if dual_stack else "127.0.0.1",
-        usersvc_timeout_seconds=usersvc_timeout_seconds,
-    )
-    auth = await authapp.start(auth_settings)
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") for a in (users, payments, auth)]
-    if dual_stack:
-        channels.append(grpc.aio.insecure_channel(f"[::1]:{wired.ports['authsvc']}"))
-    system = System(
-        users,
-        user_pb2_grpc.UserServiceStub(channels[0]),
-        payment_pb2_grpc.PaymentServiceStub(channels[1]),
-        auth_pb2_grpc.AuthServiceStub(channels[2]),
-        auth,
-        auth_settings,
-        keys,
-        auth_pb2_grpc.AuthServiceStub(channels[3]) if dual_stack else None,
-        payments.port,
-    )
-    try:
-        yield system
-    finally:
+        stack.push_async_callback(users.stop, 0)
+        payments = await payapp.start(
+            await settings_of(PaySettings, "paymentsvc", usersvc_timeout_seconds=1.0)
+        )
+        stack.push_async_callback(payments.stop, 0)
+        dual_stack = ipv6_loopback()
+        auth_settings = await settings_of(
+            AuthSettings,
+            "authsvc",
+            # Both loopbacks where IPv6 exists: two caller addresses for the throttling tests.
+            grpc_host="[::]" if dual_stack else "127.0.0.1",
+            usersvc_timeout_seconds=usersvc_timeout_seconds,
+        )
+        auth = await authapp.start(auth_settings)
+        channels = [
+            grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") for a in (users, payments, auth)
+        ]
+        if dual_stack:
+            channels.append(grpc.aio.insecure_channel(f"[::1]:{wired.ports['authsvc']}"))
+        system = System(
+            users,
+            user_pb2_grpc.UserServiceStub(channels[0]),
+            payment_pb2_grpc.PaymentServiceStub(channels[1]),
+            auth_pb2_grpc.AuthServiceStub(channels[2]),
+            auth,
+            auth_settings,
+            keys,
+            auth_pb2_grpc.AuthServiceStub(channels[3]) if dual_stack else None,
+            payments.port,
+        )
+
+        # A test may replace authsvc (the key rotation test): stop whichever runs at the end.
+        async def stop_auth() -> None:
+            await system.auth_app.stop(0)
+
+        stack.push_async_callback(stop_auth)
         for ch in channels:
-            await ch.close()
-        for a in (system.auth_app, payments, users):
-            await a.stop(0)
+            stack.push_async_callback(ch.close)
+        yield system
 
 
 async def sign_up_and_log_in(

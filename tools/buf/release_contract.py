@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tools.buf import workspace
 from tools.buf.runner import Buf
 
 TAG = re.compile(r"v\d+\.\d+\.\d+")
@@ -30,24 +31,35 @@ def main() -> int:
     args = parser.parse_args()
     if not TAG.fullmatch(args.tag):
         parser.error(f"tag {args.tag!r} is not of the form v1.2.3")
-    workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
-    if not workspace:
+    checkout = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
+    if not checkout:
         parser.error("run it with `tools/bazel run`, which says where the workspace is")
-    root = Path(workspace)
+    root = Path(checkout)
     released = root / "protos" / "released"
     previous = sorted(released.glob("*.json"))
 
     with tempfile.TemporaryDirectory() as tmp:
         buf = Buf(Path(args.buf).resolve(), Path(tmp) / "cache")
+        # `bazel run` starts the tool in its runfiles, where google/api is.
+        contract = workspace.stage(
+            Path(tmp) / "ws",
+            buf_yaml=root / "buf.yaml",
+            protos=root / "protos",
+            google_api=Path.cwd() / "tools" / "buf" / workspace.GOOGLE_API,
+        )
         for old in previous:
-            checked = buf("breaking", "--against", str(old.relative_to(root)), cwd=root)
+            checked = buf("breaking", workspace.CONTRACT, "--against", str(old), cwd=contract)
             if checked.returncode != 0:
                 print(
                     f"refused: the contract breaks {old.stem}:\n{checked.output}", file=sys.stderr
                 )
                 return 1
         raw = Path(tmp) / "image.json"
-        built = buf("build", "--exclude-source-info", "-o", str(raw), cwd=root)
+        # Only protos/ is the contract; google/api comes along as an import, as
+        # google/protobuf's types do.
+        built = buf(
+            "build", workspace.CONTRACT, "--exclude-source-info", "-o", str(raw), cwd=contract
+        )
         if built.returncode != 0:
             print(f"buf build failed:\n{built.output}", file=sys.stderr)
             return 1

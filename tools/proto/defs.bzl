@@ -33,6 +33,9 @@ def py_grpc_library(name, protos, deps = [], **kwargs):
         deps = deps + [
             requirement("protobuf"),
             requirement("grpcio"),
+            # google.api's generated modules (annotations_pb2, http_pb2), which the
+            # generated code imports for the protos' HTTP mapping.
+            requirement("googleapis-common-protos"),
         ],
         **kwargs
     )
@@ -42,17 +45,19 @@ def proto_package(name, deps = []):
 
     In protos/NAME/vN/: `NAME_proto` from NAME.proto, `NAME_py_grpc` (its Python messages
     and gRPC stubs) and the package's lint_test. Imports resolve from protos/, so NAME.proto
-    is `NAME/vN/NAME.proto` to every importer and generator.
+    is `NAME/vN/NAME.proto` to every importer and generator. Every package may map its
+    public RPCs to HTTP (google.api.http, AIP-127), so google/api's annotations are a
+    dependency of each.
 
     Args:
       name: the package's name, also its .proto file's.
-      deps: proto_library targets NAME.proto imports.
+      deps: other proto_library targets NAME.proto imports.
     """
     proto_library(
         name = name + "_proto",
         srcs = [name + ".proto"],
         strip_import_prefix = "/protos",
-        deps = deps,
+        deps = deps + [Label("@googleapis//google/api:annotations_proto")],
         visibility = ["//visibility:public"],
     )
     py_grpc_library(

@@ -4,17 +4,50 @@ callers at other loopback addresses."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
+from pathlib import Path
 from typing import Self
+
+# Ports below the kernel's ephemeral range, which bind(0) and every outgoing connection's
+# source port draw from. A port picked with bind(0) and released returns to that pool, and
+# under parallel tests another process's connection can take it before the server binds it
+# (a scaffold check run lost a whole e2e session to that). Below the range only another
+# picker like this one can, one chance in thousands.
+_LOWEST = 10_000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the OS picks it; another process could still
-    take it before the caller binds, which loopback tests accept)."""
+    """A TCP port free on 127.0.0.1 right now, outside the ephemeral range where the
+    system has one (another process could still take it before the caller binds, which
+    loopback tests accept)."""
+    floor = _ephemeral_floor()
+    if floor > _LOWEST + 1000:
+        for _ in range(100):
+            port = _LOWEST + secrets.randbelow(floor - _LOWEST)
+            if _bindable(port):
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        picked: int = s.getsockname()[1]
+        return picked
 
 
 def ipv6_loopback() -> bool:
