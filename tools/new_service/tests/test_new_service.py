@@ -66,7 +66,8 @@ def test_a_new_service_gets_every_file_and_an_inventory_entry(tree: Path) -> Non
     proto = (tree / f"protos/{name}/v1/{name}.proto").read_text()
     assert f"package {name}.v1;" in proto
     assert f"service {name.capitalize()}Service {{" in proto
-    assert "rpc CreateItem(CreateItemRequest) returns (CreateItemResponse);" in proto
+    assert "rpc CreateItem(CreateItemRequest) returns (CreateItemResponse) {" in proto
+    assert f'post: "/v1/{name}/items"' in proto, "a public RPC comes with its HTTP mapping"
     manifest = (tree / f"deploy/kustomize/base/services/{svc}.yaml").read_text()
     assert f"containerPort: {entry.port}" in manifest
     assert f"postgres.micro.svc:5432/{name}_db" in manifest
