@@ -212,10 +212,12 @@ forget_namespace() {
 
 # Inside the root, each workspace's MODULE.bazel is its offline counterpart: the same BUILD
 # files, but Debian's rule sets (rules_python 0.22.1) need their own module files
-# (tools/offline/README.md). The services' workspace and the C++ client's (clients/cpp).
+# (tools/offline/README.md). The services' workspace, the C++ client's (clients/cpp) and the
+# gateway's (gateway/).
 OFFLINE_MODULE_FILES=(
   "tools/offline/MODULE.bazel:MODULE.bazel"
   "tools/offline/cpp_client/MODULE.bazel:clients/cpp/MODULE.bazel"
+  "tools/offline/gateway/MODULE.bazel:gateway/MODULE.bazel"
 )
 
 offline_module_files() {

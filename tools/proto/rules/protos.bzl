@@ -1,11 +1,13 @@
-"""The repository's .proto files as a repository of this module (`@micro_protos`).
+"""The repository's .proto files as a repository of another root module (`@micro_protos`).
 
-This module cannot depend on the services' module (the root MODULE.bazel): it includes
-`tools/common.MODULE.bazel`, and Bazel 7 refuses include() outside the root module. Nor can it
-use protos/'s own BUILD files, which load the services' Python rules. So this rule links the
-.proto files, and only them, into a repository of their own with one proto_library per file,
-under the same package and name as in the root (`protos/user/v1/user.proto` becomes
-`@micro_protos//user/v1:user_proto`) and the same import paths (`user/v1/user.proto`).
+The C++ client's and the gateway's modules cannot depend on the services' module (the root
+MODULE.bazel): it includes `tools/common.MODULE.bazel`, and Bazel 7 refuses include() outside
+the root module. Nor can they use protos/'s own BUILD files, which load the services' Python
+rules. So this rule links the .proto files, and only them, into a repository of their own with
+one proto_library per file, under the same package and name as in the root
+(`protos/user/v1/user.proto` becomes `@micro_protos//user/v1:user_proto`) and the same import
+paths (`user/v1/user.proto`). Its `//:protos.bzl` lists them (`PROTO_FILES`,
+`PROTO_LIBRARIES`), so a module that serves every package needs no list of its own.
 """
 
 # Imports resolve among these files, protobuf's well-known types and google/api's HTTP
@@ -79,6 +81,13 @@ def _proto_tree_impl(rctx):
         )
     if "" not in packages:
         rctx.file("BUILD.bazel", "")
+    names = sorted(files)
+    rctx.file(
+        "protos.bzl",
+        '"""The .proto files of this repository, found by proto_tree."""\n\n' +
+        "PROTO_FILES = %s\n\n" % repr(names) +
+        "PROTO_LIBRARIES = [Label(l) for l in %s]\n" % repr([_label(name, files) for name in names]),
+    )
 
 proto_tree = repository_rule(
     implementation = _proto_tree_impl,
