@@ -73,20 +73,26 @@ def _version(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in ver.split(".") if part.isdigit())
 
 
-def cpp_program(variable: str) -> str:
-    """A program of the C++ module (clients/cpp) whose path a test takes from `variable`.
+def module_program(variable: str, module: str, script: str) -> str:
+    """A program of another Bazel module of the repository (clients/cpp, gateway) whose path
+    a test takes from `variable`.
 
-    That module is a Bazel workspace of its own, so this one cannot name its programs as
-    data: tools/cpp_client_test.sh builds them there and passes their paths. A test run any
-    other way fails here with that command, not later with a missing file.
+    Such a module is a Bazel workspace of its own, so this one cannot name its programs as
+    data: `script` builds them there and passes their paths. A test run any other way fails
+    here with that command, not later with a missing file.
     """
     import pytest  # only the tests that call this have pytest; tools/ must not need it
 
     path = os.environ.get(variable, "")
     if not is_executable(Path(path)):
         pytest.fail(
-            f"{variable}={path!r} is not a built program of clients/cpp; run this test "
-            "through tools/cpp_client_test.sh, which builds it there and passes its path",
+            f"{variable}={path!r} is not a built program of {module}; run this test "
+            f"through {script}, which builds it there and passes its path",
             pytrace=False,
         )
     return path
+
+
+def cpp_program(variable: str) -> str:
+    """A program of the C++ module (clients/cpp), built by tools/cpp_client_test.sh."""
+    return module_program(variable, "clients/cpp", "tools/cpp_client_test.sh")
