@@ -102,6 +102,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	runtime.DefaultContextTimeout = c.defaultDeadline
 	mux := runtime.NewServeMux(
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithMetadata(forwardRequestID),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -23,6 +24,8 @@ from tests.e2e.system import PASSWORD, System
 
 GATEWAY = module_program("MICRO_GATEWAY", "gateway", "tools/gateway_test.sh")
 OPENAPI = os.environ.get("MICRO_OPENAPI", "")
+# Long enough to reach every operation more than once; bounded, so CI stays short.
+FUZZ_SECONDS = 30
 
 
 @dataclass
@@ -67,23 +70,26 @@ class Gateway:
 
 
 @pytest.fixture
-async def gateway(system: System) -> AsyncIterator[Gateway]:
+async def gateway(system: System, tmp_path: Path) -> AsyncIterator[Gateway]:
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        GATEWAY,
-        f"--listen=127.0.0.1:{port}",
-        f"--usersvc={system.users_addr}",
-        f"--paymentsvc=127.0.0.1:{system.payments_port}",
-        f"--authsvc=127.0.0.1:{system.auth_settings.grpc_port}",
-        f"--openapi={OPENAPI}",
-        stderr=asyncio.subprocess.PIPE,
-    )
+    # A file, not a pipe: the gateway logs a line per request, and a pipe nobody reads while
+    # the test runs would fill and stall it.
+    log_path = tmp_path / "gateway.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            GATEWAY,
+            f"--listen=127.0.0.1:{port}",
+            f"--usersvc={system.users_addr}",
+            f"--paymentsvc=127.0.0.1:{system.payments_port}",
+            f"--authsvc=127.0.0.1:{system.auth_settings.grpc_port}",
+            f"--openapi={OPENAPI}",
+            stderr=log,
+        )
     gw = Gateway(f"http://127.0.0.1:{port}")
     try:
         for _ in range(200):
             if proc.returncode is not None:
-                err = await proc.stderr.read() if proc.stderr else b""
-                pytest.fail(f"the gateway exited: {err.decode()}")
+                pytest.fail(f"the gateway exited: {log_path.read_text()}")
             try:
                 if (await gw.call("GET", "/healthz")).status == 200:
                     break
@@ -189,3 +195,30 @@ async def test_what_the_gateway_serves_itself(gateway: Gateway) -> None:
     # No origin is allowed unless configured: a browser elsewhere gets no CORS grant.
     cors = await gateway.call("GET", "/v1/auth/jwks", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in cors.headers
+
+
+async def test_every_operation_holds_up_under_generated_requests(gateway: Gateway) -> None:
+    """Schemathesis generates requests for every operation of the OpenAPI document, valid and
+    not, for a bounded time: no answer may be a server error, and every answer must match
+    what the document says of its status, content type and body."""
+    _, token = await sign_up(gateway, "fuzz@x.io")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        OPENAPI,
+        f"--url={gateway.base}",
+        "--checks=not_a_server_error,status_code_conformance,content_type_conformance,"
+        "response_schema_conformance",
+        "--phases=examples,coverage,fuzzing",
+        f"--max-time={FUZZ_SECONDS}",
+        "--workers=1",
+        "--seed=7",
+        f"--header=Authorization: Bearer {token}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=FUZZ_SECONDS + 120)
+    report = out.decode()
+    assert proc.returncode == 0, report
