@@ -235,7 +235,7 @@ class H2Load:
             argv = self.argv(
                 url, body, log, s, duration_s=duration_s, warmup_s=warmup_s, token=token
             )
-            done = _run(argv, timeout_s=warmup_s + duration_s + 60)
+            done = run_argv(argv, timeout_s=warmup_s + duration_s + 60)
             window = read_log(log, done)
         after = settled(metrics_urls, grpc_method)
         return point_result(window, after - before, duration_s, s.concurrency)
@@ -330,7 +330,7 @@ def run_rate(
     return RateWindow(started, sorted(latencies), sorted(starts))
 
 
-def _run(argv: list[str], timeout_s: float) -> int:
+def run_argv(argv: list[str], timeout_s: float) -> int:
     """Run h2load; returns the number of requests it completed in the measured window."""
     proc = subprocess.run(  # noqa: S603 - our h2load binary and arguments
         argv, capture_output=True, text=True, check=False, timeout=timeout_s
