@@ -32,6 +32,7 @@ type config struct {
 	paymentsvc      string
 	authsvc         string
 	openapi         string
+	swaggerUI       string
 	defaultDeadline time.Duration
 	maxBody         int64
 	corsOrigins     string
@@ -53,6 +54,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.paymentsvc, "paymentsvc", env("PAYMENTSVC_ADDR", "localhost:50052"), "paymentsvc's gRPC address (PAYMENTSVC_ADDR)")
 	fs.StringVar(&c.authsvc, "authsvc", env("AUTHSVC_ADDR", "localhost:50053"), "authsvc's gRPC address (AUTHSVC_ADDR)")
 	fs.StringVar(&c.openapi, "openapi", env("GATEWAY_OPENAPI", ""), "the OpenAPI document to serve at /openapi.json (GATEWAY_OPENAPI)")
+	fs.StringVar(&c.swaggerUI, "swagger-ui", env("GATEWAY_SWAGGER_UI", ""), "a directory with the Swagger UI page (//:swagger_ui) to serve at /docs/; empty: none (GATEWAY_SWAGGER_UI)")
 	fs.DurationVar(&c.defaultDeadline, "default-deadline", 5*time.Second, "deadline of a call whose request carries no Grpc-Timeout header")
 	fs.Int64Var(&c.maxBody, "max-body-bytes", 64<<10, "largest request body accepted (413 beyond)")
 	fs.StringVar(&c.corsOrigins, "cors-origins", env("GATEWAY_CORS_ORIGINS", ""), "comma-separated origins a browser may call from; empty: none")
@@ -127,6 +129,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(document)
 	}))
+	if c.swaggerUI != "" {
+		root.Handle("/docs/", getOnly(http.StripPrefix("/docs/", http.FileServer(http.Dir(c.swaggerUI))).ServeHTTP))
+	}
 	root.HandleFunc("/healthz", getOnly(livez))
 	root.HandleFunc("/readyz", getOnly(readyz(health)))
 	handler := withRequestID(withCORS(c.corsOrigins, withBodyLimit(c.maxBody, withAccessLog(log, root))))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -24,6 +26,7 @@ from tests.e2e.system import PASSWORD, System
 
 GATEWAY = module_program("MICRO_GATEWAY", "gateway", "tools/gateway_test.sh")
 OPENAPI = os.environ.get("MICRO_OPENAPI", "")
+SWAGGER_UI = os.environ.get("MICRO_SWAGGER_UI", "")
 # Long enough to reach every operation more than once; bounded, so CI stays short.
 FUZZ_SECONDS = 30
 
@@ -83,6 +86,7 @@ async def gateway(system: System, tmp_path: Path) -> AsyncIterator[Gateway]:
             f"--paymentsvc=127.0.0.1:{system.payments_port}",
             f"--authsvc=127.0.0.1:{system.auth_settings.grpc_port}",
             f"--openapi={OPENAPI}",
+            f"--swagger-ui={SWAGGER_UI}",
             stderr=log,
         )
     gw = Gateway(f"http://127.0.0.1:{port}")
@@ -222,3 +226,40 @@ async def test_every_operation_holds_up_under_generated_requests(gateway: Gatewa
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=FUZZ_SECONDS + 120)
     report = out.decode()
     assert proc.returncode == 0, report
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+async def test_the_swagger_ui_page_shows_every_operation(gateway: Gateway, tmp_path: Path) -> None:
+    """Swagger UI at /docs/, rendered by a headless Chromium: it loads the gateway's document
+    and lists one operation per HTTP rule."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium here (Debian's chromium package; the offline root has it)")
+    page = await gateway.call("GET", "/docs/")
+    assert page.status == 200 and b"swagger-ui" in page.body
+    with (tmp_path / "chromium.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",  # as root in a test's sandbox; the page is our own
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            # Lets the page's scripts fetch /openapi.json and render before the DOM is dumped.
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            f"{gateway.base}/docs/",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+        dom, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    rendered = {
+        (verb.lower(), path)
+        for verb, path in re.findall(
+            r'opblock-summary-method">(\w+)</span>.*?data-path="([^"]+)"', dom.decode(), re.DOTALL
+        )
+    }
+    document = json.loads(await asyncio.to_thread(Path(OPENAPI).read_text))
+    documented = {(verb, path) for path, item in document["paths"].items() for verb in item}
+    assert rendered == documented, (tmp_path / "chromium.log").read_text()[-2000:]

@@ -18,8 +18,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +27,7 @@ from tools.bench.cli import BINARIES
 from tools.bench.h2load import H2Load, read_log, run_argv
 from tools.bench.load import percentile
 from tools.bench.startup import seed
-from tools.bench.system import System, cpu_seconds
+from tools.bench.system import System, cpu_seconds, wait_answering
 
 
 @dataclass(frozen=True)
@@ -38,20 +36,6 @@ class Point:
     rate: float  # OK calls per second
     cpu_ms_per_call: float  # usersvc's, plus the gateway's through it
     p50_ms: float
-
-
-def wait_serving(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
-                return
-        except OSError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the gateway did not answer {url} (exit {proc.poll()})"
-                ) from exc
-            time.sleep(0.1)
 
 
 def http_point(
@@ -121,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             stderr=log,
         )
         url = f"http://127.0.0.1:{port}/v1/users/{user_id}"
-        wait_serving(f"http://127.0.0.1:{port}/healthz", gateway)
+        wait_answering(f"http://127.0.0.1:{port}/healthz", gateway)
         for round_ in range(args.rounds):
             # Alternate which arm goes first, so a drift of the machine falls on both.
             for arm in ("grpc", "http") if round_ % 2 == 0 else ("http", "grpc"):

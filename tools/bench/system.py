@@ -54,7 +54,7 @@ def cpu_seconds(root_pid: int) -> float:
     return total
 
 
-def _wait_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -138,7 +138,7 @@ class System:
         # Health answered from one worker; a worker opens its /metrics once it serves, so
         # this waits for all of them (and the h2load driver needs every one's counts).
         for url in self.metrics_urls(name):
-            _wait_answering(url, proc)
+            wait_answering(url, proc)
 
     def restart(self, name: str, workers: int) -> None:
         self._stop(self.procs.pop(name))
