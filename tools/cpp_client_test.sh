@@ -13,6 +13,10 @@ while IFS= read -r program; do programs+=("$program"); done \
   < <("$repo/tools/cpp_build.sh" //:micro_client //openloop:micro_openloop)
 ((${#programs[@]} == 2)) || { echo "cpp_client_test: the C++ build printed no programs" >&2; exit 1; }
 
+# The paths stay the same when what they hold changes; the digest makes Bazel rerun the tests.
+digest="$(cat "${programs[@]}" | sha256sum | cut -d' ' -f1)"
+
 cd "$repo"
 exec "$bazel" test //tests/cpp_client:micro_client_test //tools/bench:native_openloop_test \
-  --test_env=MICRO_CLIENT="${programs[0]}" --test_env=MICRO_OPENLOOP="${programs[1]}" "$@"
+  --test_env=MICRO_CLIENT="${programs[0]}" --test_env=MICRO_OPENLOOP="${programs[1]}" \
+  --test_env=MICRO_BUILT_DIGEST="$digest" "$@"

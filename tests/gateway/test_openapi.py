@@ -40,11 +40,15 @@ def document() -> dict[str, Any]:
     return loaded
 
 
-def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def comparable(path: str) -> str:
     # Path variables are written with the fields' JSON names ({userId}); the rules use the
-    # proto names ({user_id}): compare without underscores or case.
+    # proto names ({user_id}): compare them without underscores or case.
+    return re.sub(r"{([^}]+)}", lambda m: "{" + m[1].replace("_", "").lower() + "}", path)
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {
-        (verb, re.sub(r"{([^}]+)}", lambda m: "{" + m[1].replace("_", "").lower() + "}", path)): op
+        (verb, comparable(path)): op
         for path, item in document["paths"].items()
         for verb, op in item.items()
     }
@@ -56,7 +60,7 @@ def rules() -> dict[str, tuple[str, str]]:
         rule = mapping(method)
         if rule is not None:
             verb, path, _ = rule
-            found[name] = (verb, path.replace("_", "").lower())
+            found[name] = (verb, comparable(path))
     return found
 
 

@@ -29,6 +29,8 @@ from tools.bench.load import percentile
 from tools.bench.startup import seed
 from tools.bench.system import System, cpu_seconds, wait_answering
 
+WARMUP_S = 1.0  # unmeasured seconds before each point, both arms
+
 
 @dataclass(frozen=True)
 class Point:
@@ -52,7 +54,7 @@ def http_point(
                 f"--clients={concurrency}",
                 "--threads=1",
                 f"--duration={duration_s:g}s",
-                "--warm-up-time=1s",
+                f"--warm-up-time={WARMUP_S:g}s",
                 f"--header=authorization: Bearer {token}",
                 f"--log-file={log}",
                 url,
@@ -92,18 +94,21 @@ def main(argv: list[str] | None = None) -> int:
             system.start(name)
         user_id, token, _ = seed(system)
         port = free_port()
-        log = tempfile.NamedTemporaryFile(prefix="micro-gateway-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the process
-        gateway = subprocess.Popen(  # noqa: S603 - the gateway we were given
-            [
-                args.gateway,
-                f"--listen=127.0.0.1:{port}",
-                f"--usersvc={system.addr('usersvc')}",
-                f"--authsvc={system.addr('authsvc')}",
-                f"--paymentsvc={system.addr('usersvc')}",  # unused by GetUser
-                f"--openapi={args.openapi}",
-            ],
-            stderr=log,
-        )
+        # Its log goes to the system's scratch directory, which system.stop() removes; the
+        # child keeps the file open after ours is closed.
+        assert system.tmp is not None
+        with (system.tmp / "gateway.log").open("wb") as log:
+            gateway = subprocess.Popen(  # noqa: S603 - the gateway we were given
+                [
+                    args.gateway,
+                    f"--listen=127.0.0.1:{port}",
+                    f"--usersvc={system.addr('usersvc')}",
+                    f"--authsvc={system.addr('authsvc')}",
+                    f"--paymentsvc={system.addr('usersvc')}",  # unused by GetUser
+                    f"--openapi={args.openapi}",
+                ],
+                stderr=log,
+            )
         url = f"http://127.0.0.1:{port}/v1/users/{user_id}"
         wait_answering(f"http://127.0.0.1:{port}/healthz", gateway)
         for round_ in range(args.rounds):
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                         system.addr("usersvc"),
                         args.concurrency,
                         duration_s=args.duration,
-                        warmup_s=1.0,
+                        warmup_s=WARMUP_S,
                         user_id=user_id,
                         metrics_urls=system.metrics_urls("usersvc"),
                         token=token,
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 used = sum(map(cpu_seconds, pids)) - before
                 # CPU over warm-up and measurement alike, per call of the measured window
                 # scaled to the whole: the same for both arms.
-                calls = rate * (args.duration + 1.0)
+                calls = rate * (args.duration + WARMUP_S)
                 points.append(Point(arm, rate, used / calls * 1000 if calls else float("nan"), p50))
                 done = points[-1]
                 print(
@@ -159,7 +164,7 @@ def report(points: list[Point], args: argparse.Namespace) -> str:
 {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Rerun: `tools/bench/run.sh --gateway`
 (tools/bench/gateway_cost.py). GetUser for one user, closed loop from h2load at
 {args.concurrency} calls in flight, {args.rounds} rounds of {args.duration:.0f} s per arm
-after 1 s of warm-up, arms alternating: **grpc** straight to usersvc (HTTP/2, gRPC), **http**
+after {WARMUP_S:g} s of warm-up, arms alternating: **grpc** straight to usersvc (HTTP/2, gRPC), **http**
 as `GET /v1/users/{{id}}` through the gateway (HTTP/1.1, JSON, {args.concurrency}
 connections), which calls usersvc over gRPC. usersvc and authsvc at their defaults, one
 worker; everything, h2load included, on this machine's CPUs. "CPU per call" is usersvc's

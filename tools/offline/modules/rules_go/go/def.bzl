@@ -15,14 +15,24 @@ GoSourcesInfo = provider(
     },
 )
 
-def _trees(deps):
-    return [d[GoSourcesInfo].trees for d in deps if GoSourcesInfo in d]
+def go_sources(importpath, files, deps):
+    """The GoSourcesInfo of one package and the packages of its `deps`.
+
+    Args:
+      importpath: the package's import path.
+      files: its Files (maybe none: a Debian package has its sources in GOPATH).
+      deps: targets whose GoSourcesInfo the package's closure takes in.
+
+    Returns:
+      GoSourcesInfo.
+    """
+    own = [struct(importpath = importpath, files = depset(files))] if files else []
+    trees = [d[GoSourcesInfo].trees for d in deps if GoSourcesInfo in d]
+    return GoSourcesInfo(importpath = importpath, trees = depset(own, transitive = trees))
 
 def _go_library_impl(ctx):
-    own = [struct(importpath = ctx.attr.importpath, files = depset(ctx.files.srcs))] if ctx.files.srcs else []
-    trees = depset(own, transitive = _trees(ctx.attr.deps + ctx.attr.embed))
     return [
-        GoSourcesInfo(importpath = ctx.attr.importpath, trees = trees),
+        go_sources(ctx.attr.importpath, ctx.files.srcs, ctx.attr.deps + ctx.attr.embed),
         DefaultInfo(files = depset(ctx.files.srcs)),
     ]
 
@@ -47,8 +57,7 @@ def _go_binary_impl(ctx):
         main = ctx.attr.embed[0][GoSourcesInfo].importpath
     else:
         main = "main.local/" + ctx.label.name
-    own = [struct(importpath = main, files = depset(ctx.files.srcs))] if ctx.files.srcs else []
-    trees = depset(own, transitive = _trees(ctx.attr.deps + ctx.attr.embed)).to_list()
+    trees = go_sources(main, ctx.files.srcs, ctx.attr.deps + ctx.attr.embed).trees.to_list()
     lines = ["set -eu", 'top="$PWD"', 'gopath="$(mktemp -d)"', 'trap \'rm -rf "$gopath"\' EXIT']
     inputs = []
     for tree in trees:

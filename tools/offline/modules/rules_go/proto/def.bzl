@@ -2,7 +2,7 @@
 protoc runs each compiler's plugin (compiler.bzl) into one directory, one Go package."""
 
 load("@rules_proto//proto:defs.bzl", "ProtoInfo")
-load("//go:def.bzl", "GoSourcesInfo")
+load("//go:def.bzl", "go_sources")
 load(":compiler.bzl", "GoProtoCompilerInfo")
 
 def _go_proto_library_impl(ctx):
@@ -42,10 +42,8 @@ def _go_proto_library_impl(ctx):
         progress_message = "Generating Go for %{label} (Debian's protoc and plugins)",
         use_default_shell_env = True,
     )
-    own = struct(importpath = ctx.attr.importpath, files = depset([out]))
-    trees = depset([own], transitive = [d[GoSourcesInfo].trees for d in ctx.attr.deps if GoSourcesInfo in d])
     return [
-        GoSourcesInfo(importpath = ctx.attr.importpath, trees = trees),
+        go_sources(ctx.attr.importpath, [out], ctx.attr.deps),
         DefaultInfo(files = depset([out])),
     ]
 
